@@ -1,0 +1,1 @@
+"""The embedded synthetic COCO-format dataset."""

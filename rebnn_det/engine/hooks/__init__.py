@@ -1,0 +1,3 @@
+from .rebnn_hook import ReBNNHook
+
+__all__ = ['ReBNNHook']

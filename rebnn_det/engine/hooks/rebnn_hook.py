@@ -1,0 +1,127 @@
+"""ReBNNHook: trains the binary layers of any mmdet model with the ReBNN rule and logs weight oscillation."""
+from typing import Optional, Union
+
+from mmengine.dist import all_reduce, get_world_size
+from mmengine.hooks import Hook
+from mmengine.model import is_model_wrapper
+from mmengine.optim import AmpOptimWrapper, OptimWrapperDict
+from mmdet.registry import HOOKS
+
+from ...ops import named_binary_convs
+from ..rebnn_regularizer import ReBNNRegularizer, check_gamma
+
+
+@HOOKS.register_module()
+class ReBNNHook(Hook):
+    """Adds ``L_R = sum (gamma_i/2) ||w_i - alpha_i b_i||^2`` to training and logs sign oscillation.
+
+    ``custom_hooks = [dict(type='ReBNNHook')]`` is all a config needs. The arithmetic lives in
+    :class:`~rebnn_det.engine.ReBNNRegularizer`, installed as step pre/post hooks on the runner's optimizer (see
+    its docstring for why this is exact under ``accumulative_counts``, AMP and DDP).
+
+    Args:
+        gamma: ``'adaptive'`` (paper Eq. 11, default), a constant (the authors' grid 2e-4, 1e-4, 5e-5, 1e-5),
+            or 0 (learnable alpha only: statistics without a reconstruction term).
+        start_iter / warmup_iters: optimizer steps before the term applies / of its linear ramp.
+        log_per_layer: also log ``rebnn/<layer>/{flip,gamma,loss_r}`` (model-wide values are always logged).
+        oscillation_interval: iterations per oscillation window; ``None`` = one window per epoch (for an
+            iteration-based loop, which has a single "epoch", set it).
+
+    Logged through the message hub (so text log, ``scalars.json`` and TensorBoard show them) every iteration:
+    ``rebnn_flip`` (fraction of latent weights whose sign flipped in this step), ``rebnn_gamma`` (mean gamma),
+    ``rebnn_loss_r`` (``L_R``); at the end of each window: ``rebnn_osc_flip_ratio`` (mean per-step flip ratio),
+    ``rebnn_osc_flipped`` (flipped at least once) and ``rebnn_osc_oscillated`` (flipped at least twice).
+    The hook's state (gamma, previous signs, flip counters) is saved in checkpoints under ``'rebnn_hook'``.
+    """
+    priority = 'NORMAL'
+
+    def __init__(self, gamma: Union[str, float] = 'adaptive', start_iter: int = 0, warmup_iters: int = 0,
+                 log_per_layer: bool = True, oscillation_interval: Optional[int] = None):
+        self.gamma = check_gamma(gamma)
+        if start_iter < 0 or warmup_iters < 0:
+            raise ValueError(f'start_iter and warmup_iters must be >= 0, got {start_iter}, {warmup_iters}')
+        if oscillation_interval is not None and oscillation_interval < 1:
+            raise ValueError(f'oscillation_interval must be None or >= 1, got {oscillation_interval}')
+        self.start_iter, self.warmup_iters = start_iter, warmup_iters
+        self.log_per_layer = log_per_layer
+        self.oscillation_interval = oscillation_interval
+        self.regularizer: Optional[ReBNNRegularizer] = None
+        self._loaded_state: Optional[dict] = None
+        self._logged_step = -1
+
+    def before_train(self, runner) -> None:
+        model = runner.model.module if is_model_wrapper(runner.model) else runner.model
+        layers = [(n, m) for n, m in named_binary_convs(model) if m.weight_binarizer != 'none']
+        if not layers:
+            raise RuntimeError(
+                'ReBNNHook found no binary-weight ReBNNConv in the model (weight_binarizer "rebnn" or "xnor"); '
+                'use a binary backbone/neck (e.g. ReBNNResNet, BinaryFPN) or remove ReBNNHook from custom_hooks')
+        optim_wrapper = runner.optim_wrapper
+        if isinstance(optim_wrapper, OptimWrapperDict):
+            raise NotImplementedError('ReBNNHook supports a single optimizer (OptimWrapper/AmpOptimWrapper), '
+                                      f'got OptimWrapperDict with {list(optim_wrapper.keys())}')
+        grad_scale = (lambda: float(optim_wrapper.loss_scaler.get_scale())) \
+            if isinstance(optim_wrapper, AmpOptimWrapper) else None
+        distributed_mean = (lambda t: all_reduce(t, op='mean')) if get_world_size() > 1 else None
+        self.regularizer = ReBNNRegularizer(layers, self.gamma, self.start_iter, self.warmup_iters, grad_scale,
+                                            distributed_mean)
+        if self._loaded_state is not None:
+            skipped = self.regularizer.load_state_dict(self._loaded_state)
+            if skipped:
+                runner.logger.warning(f'ReBNNHook: no saved state for {len(skipped)} layer(s) (e.g. {skipped[0]}); '
+                                      'they start with fresh gamma and sign history')
+            self._loaded_state = None
+        self.regularizer.attach(optim_wrapper.optimizer)
+        kinds = sorted({m.weight_binarizer for _, m in layers})
+        runner.logger.info(f'ReBNNHook: gamma={self.gamma!r} on {len(self.regularizer.rebnn_layers)} rebnn layers; '
+                           f'oscillation statistics on {len(layers)} binary layers ({"/".join(kinds)})')
+
+    def after_train_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
+        reg = self.regularizer
+        if runner.optim_wrapper.should_update():
+            reg.discard_weight_hat_grads()  # also when AMP skipped the update
+        if reg.last_stats is None or reg.num_steps == self._logged_step:
+            return
+        self._logged_step = reg.num_steps
+        hub = runner.message_hub
+        summary = reg.summarize_last_step()
+        hub.update_scalar('train/rebnn_flip', summary['flip_ratio'])
+        hub.update_scalar('train/rebnn_gamma', summary['gamma_mean'])
+        hub.update_scalar('train/rebnn_loss_r', summary['loss_r'])
+        if self.log_per_layer:
+            for name, (flip, gamma, loss_r) in reg.last_stats.items():
+                hub.update_scalar(f'train/rebnn/{name}/flip', float(flip))
+                if name in reg.rebnn_layers:
+                    hub.update_scalar(f'train/rebnn/{name}/gamma', float(gamma))
+                    hub.update_scalar(f'train/rebnn/{name}/loss_r', float(loss_r))
+        if self.oscillation_interval is not None and self.every_n_train_iters(runner, self.oscillation_interval):
+            self._log_window(runner, f'iterations {runner.iter + 2 - reg.window_steps}-{runner.iter + 1}')
+
+    def after_train_epoch(self, runner) -> None:
+        if self.oscillation_interval is None:
+            self._log_window(runner, f'epoch {runner.epoch + 1}')
+
+    def _log_window(self, runner, label: str) -> None:
+        window = self.regularizer.pop_window()
+        for key in ('flip_ratio', 'flipped', 'oscillated'):
+            runner.message_hub.update_scalar(f'train/rebnn_osc_{key}', window[key])
+        runner.logger.info(f'ReBNN oscillation over {label} ({window["steps"]} steps): mean flip ratio/step '
+                           f'{window["flip_ratio"]:.3e}, flipped >=1x {window["flipped"]:.2%}, '
+                           f'oscillated (>=2 flips) {window["oscillated"]:.2%}')
+
+    def after_train(self, runner) -> None:
+        if self.regularizer is not None:
+            self.regularizer.detach()
+
+    def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
+        if self.regularizer is not None:
+            checkpoint['rebnn_hook'] = self.regularizer.state_dict()
+
+    def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
+        state = checkpoint.get('rebnn_hook')
+        if state is None:
+            return
+        if self.regularizer is None:
+            self._loaded_state = state  # applied in before_train, once the layers are known
+        else:
+            self.regularizer.load_state_dict(state)

@@ -1,0 +1,238 @@
+"""The ReBNN training rule as optimizer-step hooks (Xu et al. 2023, Sec. 3.2-3.3), independent of mmengine's
+runner so it can be tested with a bare ``torch.optim`` optimizer.
+
+Objective ``L = L_S + L_R`` with ``L_R = sum_layers sum_i (gamma_i / 2) ||w_i - alpha_i b_i||^2``, ``b = sign(w)``.
+Its gradient is added to the one backpropagation produced (Eq. 8-9):
+``dw_i += gamma_i (w_i - alpha_i b_i)`` and ``dalpha_i -= gamma_i sum_j (w_ij - alpha_i b_ij) b_ij``.
+The balanced parameter (Eq. 11) is ``gamma_i^{t+1} = p_i * max_j |dL/dw_hat_ij^t|``, ``p_i`` the fraction of
+channel ``i``'s latent weights whose sign flipped between steps ``t`` and ``t+1``.
+
+Why optimizer-step hooks: ``torch.optim.Optimizer.register_step_pre_hook`` runs inside ``optimizer.step()``,
+i.e. exactly once per parameter update, after gradient accumulation (``accumulative_counts``), after DDP has
+averaged ``.grad`` across ranks and after AMP's ``GradScaler`` has unscaled it (and not at all when it found an
+inf); gradient clipping has run too, so the reconstruction gradient itself is not clipped. The post hook sees the
+updated weights, which gives the sign flips between ``t`` and ``t+1``. ``dL/dw_hat`` is not a parameter gradient:
+ReBNNConv accumulates it during backward (``track_weight_hat_grad``); the pre hook divides it by the AMP loss
+scale and averages it across ranks, so it matches ``.grad`` in all three settings.
+"""
+import math
+import warnings
+from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
+
+import torch
+from torch import Tensor
+
+from ..ops import ReBNNConv
+from ..ops.binarize import hard_sign
+
+GAMMA_GRID = (2e-4, 1e-4, 5e-5, 1e-5)  # the authors' constant-gamma grid
+
+
+def check_gamma(gamma: Union[str, float]) -> Union[str, float]:
+    """``'adaptive'`` or a constant ``>= 0``; anything else raises a ``ValueError`` naming the choices."""
+    if isinstance(gamma, str):
+        if gamma != 'adaptive':
+            raise ValueError(f"gamma must be 'adaptive' or a number >= 0 (e.g. {GAMMA_GRID} or 0), got {gamma!r}")
+        return gamma
+    if isinstance(gamma, bool) or not isinstance(gamma, (int, float)) or not math.isfinite(gamma) or gamma < 0:
+        raise ValueError(f"gamma must be 'adaptive' or a number >= 0 (e.g. {GAMMA_GRID} or 0), got {gamma!r}")
+    return float(gamma)
+
+
+class ReBNNRegularizer:
+    """Applies the ReBNN reconstruction gradient and balanced-parameter rule to binary layers.
+
+    Args:
+        layers: ``(name, ReBNNConv)`` pairs with binary weights. ``'rebnn'`` layers get the reconstruction term;
+            ``'xnor'`` layers (no learnable alpha) only get oscillation statistics.
+        gamma: ``'adaptive'`` (Eq. 11), or a constant (the authors' grid 2e-4 ... 1e-5), or 0 (learnable alpha
+            only, no reconstruction term).
+        start_iter: optimizer steps before the reconstruction term starts (gamma is still computed).
+        warmup_iters: linear ramp of the applied gamma over this many steps after ``start_iter``.
+        grad_scale: callable returning the current AMP loss scale (``None``: no scaling).
+        distributed_mean: callable averaging a tensor in place across ranks (``None``: single process).
+    """
+
+    def __init__(self, layers: Sequence[Tuple[str, ReBNNConv]], gamma: Union[str, float] = 'adaptive',
+                 start_iter: int = 0, warmup_iters: int = 0, grad_scale: Optional[Callable[[], float]] = None,
+                 distributed_mean: Optional[Callable[[Tensor], None]] = None):
+        self.gamma_mode = check_gamma(gamma)
+        if start_iter < 0 or warmup_iters < 0:
+            raise ValueError(f'start_iter and warmup_iters must be >= 0, got {start_iter}, {warmup_iters}')
+        self.layers: Dict[str, ReBNNConv] = {}
+        for name, layer in layers:
+            if layer.weight_binarizer == 'none':
+                raise ValueError(f"layer {name!r} has real weights (weight_binarizer='none')")
+            self.layers[name] = layer
+        if not self.layers:
+            raise ValueError('no binary-weight ReBNNConv layer to regularize')
+        self.rebnn_layers = [n for n, m in self.layers.items() if m.weight_binarizer == 'rebnn']
+        if self.gamma_mode != 0 and not self.rebnn_layers:
+            raise ValueError("gamma != 0 needs layers with weight_binarizer='rebnn' (a learnable alpha); "
+                             'use gamma=0 for oscillation statistics only')
+        self.start_iter, self.warmup_iters = start_iter, warmup_iters
+        self.grad_scale, self.distributed_mean = grad_scale, distributed_mean
+        self.num_steps = 0
+        self.state: Dict[str, Dict[str, Tensor]] = {}
+        for name, layer in self.layers.items():
+            w = layer.weight.detach()
+            init_gamma = 0.0 if self.gamma_mode == 'adaptive' else self.gamma_mode
+            self.state[name] = dict(
+                gamma=torch.full((w.shape[0], ), init_gamma, dtype=torch.float32, device=w.device),
+                grad_absmax=torch.zeros(w.shape[0], dtype=torch.float32, device=w.device),
+                prev_sign=w >= 0,
+                flip_count=torch.zeros_like(w, dtype=torch.int16))
+        self.window_steps = 0
+        self.last_stats: Optional[Dict[str, Tensor]] = None  # per layer: flip, gamma, loss_r (one step)
+        self._skip_step = False
+        self._loss_r: Dict[str, Tensor] = {}
+        self._handles: List = []
+
+    # ---- wiring ----------------------------------------------------------------------------------------------
+    def attach(self, optimizer: torch.optim.Optimizer) -> None:
+        """Install the pre/post step hooks on ``optimizer`` and start recording ``dL/dw_hat``."""
+        self.detach()
+        if self.gamma_mode == 'adaptive':
+            for name in self.rebnn_layers:
+                self.layers[name].track_weight_hat_grad(True)
+        self._handles = [optimizer.register_step_pre_hook(lambda *_: self.before_step()),
+                         optimizer.register_step_post_hook(lambda *_: self.after_step())]
+
+    def detach(self) -> None:
+        for h in self._handles:
+            h.remove()
+        self._handles = []
+        for layer in self.layers.values():
+            layer.track_weight_hat_grad(False)
+
+    def discard_weight_hat_grads(self) -> None:
+        """Forget the recorded ``dL/dw_hat`` (after an update, or an update AMP skipped)."""
+        for name in self.rebnn_layers:
+            self.layers[name].weight_hat_grad = None
+
+    def applied_gamma_factor(self) -> float:
+        """1 after warm-up, a linear ramp during it, 0 before ``start_iter``."""
+        t = self.num_steps - self.start_iter
+        if t < 0:
+            return 0.0
+        return 1.0 if self.warmup_iters == 0 else min(1.0, (t + 1) / self.warmup_iters)
+
+    # ---- the rule --------------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def _gather_weight_hat_grads(self) -> Dict[str, Tensor]:
+        grads = {n: self.layers[n].weight_hat_grad for n in self.rebnn_layers
+                 if self.layers[n].weight_hat_grad is not None}
+        if grads and self.distributed_mean is not None:
+            flat = torch.cat([g.flatten() for g in grads.values()])
+            self.distributed_mean(flat)
+            offset = 0
+            for n, g in grads.items():
+                g.copy_(flat[offset:offset + g.numel()].view_as(g))
+                offset += g.numel()
+        scale = self.grad_scale() if self.grad_scale is not None else None
+        if scale is not None and scale != 1:
+            for g in grads.values():
+                g.div_(scale)
+        return grads
+
+    @torch.no_grad()
+    def before_step(self) -> None:
+        """Record ``max_j |dL/dw_hat_ij|`` and add the reconstruction gradient (Eq. 8-9) to ``.grad``."""
+        weight_hat_grads = self._gather_weight_hat_grads() if self.gamma_mode == 'adaptive' else {}
+        self.discard_weight_hat_grads()
+        params = [p for n in self.rebnn_layers for p in (self.layers[n].weight, self.layers[n].alpha)]
+        tensors = list(weight_hat_grads.values()) + [p.grad for p in params if p.grad is not None]
+        self._skip_step = bool(tensors) and not bool(
+            torch.stack([torch.isfinite(t).all() for t in tensors]).all())
+        if self._skip_step:
+            warnings.warn(f'ReBNN: non-finite gradient at step {self.num_steps}; gamma and sign-history update '
+                          'skipped for this step', RuntimeWarning)
+            return
+        factor = self.applied_gamma_factor()
+        stats = {}
+        for name in self.rebnn_layers:
+            layer, st = self.layers[name], self.state[name]
+            if name in weight_hat_grads:
+                st['grad_absmax'] = weight_hat_grads[name].abs().flatten(1).amax(1).float()
+            w, alpha = layer.weight, layer.alpha
+            b = hard_sign(w)
+            residual = w - alpha.view(-1, *([1] * (w.dim() - 1))) * b
+            gamma = st['gamma'].to(w.dtype)
+            stats[name] = (gamma * residual.flatten(1).pow(2).sum(1)).sum() / 2
+            if factor == 0:
+                continue
+            g_applied = gamma.view(-1, *([1] * (w.dim() - 1))) * factor
+            if w.grad is not None:
+                w.grad.add_(g_applied * residual)
+            if alpha.grad is not None:
+                alpha.grad.sub_(gamma * factor * (residual * b).flatten(1).sum(1))
+        self._loss_r = stats
+
+    @torch.no_grad()
+    def after_step(self) -> None:
+        """Count the sign flips of step ``t -> t+1`` and set ``gamma^{t+1} = p * max|dL/dw_hat^t|`` (Eq. 11)."""
+        if self._skip_step:
+            self._skip_step = False
+            return
+        flips, gammas, losses = [], [], []
+        for name, layer in self.layers.items():
+            st = self.state[name]
+            sign = layer.weight.detach() >= 0
+            flipped = sign != st['prev_sign']
+            if self.gamma_mode == 'adaptive' and name in self.rebnn_layers:
+                st['gamma'] = flipped.flatten(1).float().mean(1) * st['grad_absmax']
+            st['flip_count'].add_(flipped.to(torch.int16)).clamp_(max=torch.iinfo(torch.int16).max)
+            st['prev_sign'] = sign
+            flips.append(flipped.float().mean())
+            gammas.append(st['gamma'].mean() if name in self.rebnn_layers else flips[-1].new_zeros(()))
+            losses.append(self._loss_r.get(name, flips[-1].new_zeros(())).float())
+        self.num_steps += 1
+        self.window_steps += 1
+        self.last_stats = dict(zip(self.layers, torch.stack(
+            [torch.stack(flips), torch.stack(gammas), torch.stack(losses)], 1).cpu()))
+
+    # ---- statistics ------------------------------------------------------------------------------------------
+    def summarize_last_step(self) -> Dict[str, float]:
+        """Model-wide numbers of the last step: flip ratio (weighted by layer size), mean gamma, total L_R."""
+        sizes = {n: self.layers[n].weight.numel() for n in self.layers}
+        total = sum(sizes.values())
+        stats = self.last_stats
+        return dict(flip_ratio=sum(float(stats[n][0]) * sizes[n] for n in stats) / total,
+                    gamma_mean=sum(float(stats[n][1]) for n in self.rebnn_layers) / max(1, len(self.rebnn_layers)),
+                    loss_r=sum(float(stats[n][2]) for n in stats))
+
+    @torch.no_grad()
+    def pop_window(self) -> Dict[str, float]:
+        """Oscillation over the steps since the last call, then reset the window:
+        ``flip_ratio`` (mean fraction of weights flipped per step), ``flipped`` (fraction flipped at least once)
+        and ``oscillated`` (fraction flipped at least twice, i.e. went back and forth)."""
+        total = sum(self.state[n]['flip_count'].numel() for n in self.layers)
+        counts = [self.state[n]['flip_count'] for n in self.layers]
+        steps = max(1, self.window_steps)
+        out = dict(flip_ratio=sum(float(c.sum()) for c in counts) / total / steps,
+                   flipped=sum(float((c >= 1).sum()) for c in counts) / total,
+                   oscillated=sum(float((c >= 2).sum()) for c in counts) / total,
+                   steps=self.window_steps)
+        for c in counts:
+            c.zero_()
+        self.window_steps = 0
+        return out
+
+    # ---- checkpointing ---------------------------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        return dict(num_steps=self.num_steps, window_steps=self.window_steps, gamma_mode=self.gamma_mode,
+                    layers={n: {k: v.detach().cpu().clone() for k, v in st.items()} for n, st in self.state.items()})
+
+    def load_state_dict(self, state: dict) -> List[str]:
+        """Restore a :meth:`state_dict`; returns the names of layers whose state was missing or mismatched."""
+        self.num_steps = int(state.get('num_steps', 0))
+        self.window_steps = int(state.get('window_steps', 0))
+        skipped = []
+        for name, st in self.state.items():
+            saved = state.get('layers', {}).get(name)
+            if saved is None or any(saved.get(k) is None or saved[k].shape != v.shape for k, v in st.items()):
+                skipped.append(name)
+                continue
+            for k, v in st.items():
+                st[k] = saved[k].to(device=v.device, dtype=v.dtype)
+        return skipped

@@ -1,0 +1,90 @@
+"""Binarizers of ReBNN (Xu et al., AAAI 2023, arXiv 2302.00956) and the BNNs it builds on.
+
+One small function per binarizer; the forward and the gradient each one defines are in its docstring.
+Convention used everywhere: ``sign(0) = +1``, so a binarized tensor holds exactly ``{-1, +1}`` (or ``{-a, +a}``).
+Nothing here imports mmdet or mmengine.
+"""
+import torch
+from torch import Tensor
+
+WEIGHT_BINARIZERS = ('rebnn', 'xnor', 'none')
+ACT_BINARIZERS = ('rsign', 'approxsign', 'none')
+
+
+def hard_sign(x: Tensor) -> Tensor:
+    """sign(x) with sign(0) = +1; no gradient (use :func:`approx_sign` or :func:`sign_ste` for training)."""
+    return torch.where(x < 0, -torch.ones_like(x), torch.ones_like(x))
+
+
+class _ApproxSign(torch.autograd.Function):
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return hard_sign(x)
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        x, = ctx.saved_tensors
+        # d sign(x)/dx ~ 2 - 2|x| on [-1, 1), 0 elsewhere (Bi-Real Net's ApproxSign).
+        return grad_out * (2 - 2 * x.abs()).clamp_(min=0)
+
+
+def approx_sign(x: Tensor) -> Tensor:
+    """Activation binarizer: forward ``sign(x)``; backward ApproxSign (Bi-Real Net, used by ReBNN Sec. 3).
+
+    ``dsign/dx = 2 + 2x`` for ``-1 <= x < 0``, ``2 - 2x`` for ``0 <= x < 1``, ``0`` otherwise.
+    """
+    return _ApproxSign.apply(x)
+
+
+class _SignSTE(torch.autograd.Function):
+
+    @staticmethod
+    def forward(ctx, w):
+        ctx.save_for_backward(w)
+        return hard_sign(w)
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        w, = ctx.saved_tensors
+        return grad_out * (w.abs() <= 1).to(grad_out.dtype)
+
+
+def sign_ste(w: Tensor) -> Tensor:
+    """Clipped straight-through sign: forward ``b = sign(w)``; backward ``db/dw = 1{|w| <= 1}``."""
+    return _SignSTE.apply(w)
+
+
+def _channel_view(scale: Tensor, like: Tensor) -> Tensor:
+    return scale.view(-1, *([1] * (like.dim() - 1)))
+
+
+def channel_mean_abs(w: Tensor) -> Tensor:
+    """Per-output-channel ``mean_j |w_ij|`` (XNOR-Net's optimal scale; ReBNN's initial alpha)."""
+    return w.detach().abs().flatten(1).mean(1)
+
+
+def binarize_weight_rebnn(w: Tensor, alpha: Tensor) -> Tensor:
+    """ReBNN weight binarizer (paper Eq. 1): ``w_hat = alpha_i * sign(w_i)``, alpha learnable per channel.
+
+    Gradients (Eq. 3 without the reconstruction term, which :class:`ReBNNHook` adds):
+    ``dL/dw_ij = alpha_i * dL/dw_hat_ij * 1{|w_ij| <= 1}`` and ``dL/dalpha_i = sum_j dL/dw_hat_ij * b_ij``.
+    """
+    return _channel_view(alpha, w) * sign_ste(w)
+
+
+def binarize_weight_xnor(w: Tensor) -> Tensor:
+    """XNOR-Net/Bi-Real/ReActNet weight binarizer: ``w_hat = mean|w_i| * sign(w_i)``, the scale not learnable.
+
+    The scale is recomputed every forward and treated as a constant in backward:
+    ``dL/dw_ij = mean|w_i| * dL/dw_hat_ij * 1{|w_ij| <= 1}``.
+    """
+    return _channel_view(channel_mean_abs(w), w) * sign_ste(w)
+
+
+def check_choice(kind: str, value: str, allowed) -> str:
+    """Return ``value`` if it is in ``allowed``, else raise a ``ValueError`` naming the allowed values."""
+    if value not in allowed:
+        raise ValueError(f'unknown {kind} {value!r}; allowed: {", ".join(map(repr, allowed))}')
+    return value
