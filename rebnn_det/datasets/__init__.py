@@ -1,1 +1,5 @@
 """The embedded synthetic COCO-format dataset."""
+from .shapes import SHAPE_CLASSES, generate_shapes_split
+from .shapes_dataset import ShapesDataset, ensure_shapes_split
+
+__all__ = ['SHAPE_CLASSES', 'ShapesDataset', 'ensure_shapes_split', 'generate_shapes_split']

@@ -1,0 +1,171 @@
+"""The embedded dataset: synthetic COCO-format detection images of textured, coloured shapes.
+
+Deterministic for a seed; small, medium and large objects in COCO's area ranges (< 32^2, 32^2..96^2, > 96^2
+pixels), partial overlaps and textured backgrounds. It is written once under ``root`` and then read by mmdet's
+own ``CocoDataset``/``CocoMetric``, exactly as a real COCO directory would be::
+
+    root/annotations/instances_{train,val}.json
+    root/{train,val}/000000.jpg ...
+"""
+import json
+import math
+import os
+import os.path as osp
+from typing import Dict, List, Sequence, Tuple
+
+import cv2
+import numpy as np
+
+# name -> (BGR colour, texture); colour, shape and texture all carry the class.
+SHAPE_CLASSES: Dict[str, Tuple[Tuple[int, int, int], str]] = {
+    'circle': ((40, 40, 220), 'solid'),
+    'square': ((40, 200, 40), 'stripes'),
+    'triangle': ((220, 80, 30), 'solid'),
+    'cross': ((30, 210, 230), 'checker'),
+    'ring': ((200, 40, 200), 'solid'),
+    'diamond': ((230, 230, 60), 'stripes'),
+}
+VERSION = 1  # bump when the generator's output changes; recorded in the annotation files
+
+
+def _shape_mask(name: str, size: int, rng: np.random.Generator) -> np.ndarray:
+    """A binary mask (size x size) of one shape, slightly rotated."""
+    m = np.zeros((size, size), np.uint8)
+    c, r = size / 2, size / 2 - 1
+    if name == 'circle':
+        cv2.circle(m, (int(c), int(c)), int(r), 1, -1)
+    elif name == 'ring':
+        cv2.circle(m, (int(c), int(c)), int(r), 1, -1)
+        cv2.circle(m, (int(c), int(c)), int(r * 0.55), 0, -1)
+    else:
+        if name == 'square':
+            pts = [(-1, -1), (1, -1), (1, 1), (-1, 1)]
+            scale = r * 0.72
+        elif name == 'diamond':
+            pts = [(0, -1), (1, 0), (0, 1), (-1, 0)]
+            scale = r
+        elif name == 'triangle':
+            pts = [(0, -1), (0.95, 0.75), (-0.95, 0.75)]
+            scale = r
+        else:  # cross
+            a = 0.35
+            pts = [(-a, -1), (a, -1), (a, -a), (1, -a), (1, a), (a, a), (a, 1), (-a, 1), (-a, a), (-1, a),
+                   (-1, -a), (-a, -a)]
+            scale = r
+        angle = rng.uniform(-0.3, 0.3)
+        ca, sa = math.cos(angle), math.sin(angle)
+        poly = np.array([[c + scale * (x * ca - y * sa), c + scale * (x * sa + y * ca)] for x, y in pts])
+        cv2.fillPoly(m, [np.round(poly).astype(np.int32)], 1)
+    return m
+
+
+def _texture(kind: str, size: int, colour, rng: np.random.Generator) -> np.ndarray:
+    base = np.array(colour, np.float32) * rng.uniform(0.8, 1.1)
+    img = np.broadcast_to(base, (size, size, 3)).copy()
+    yy, xx = np.mgrid[:size, :size]
+    if kind == 'stripes':
+        period = max(3, size // 6)
+        img[((xx + yy) // period) % 2 == 1] *= 0.55
+    elif kind == 'checker':
+        period = max(3, size // 5)
+        img[((xx // period) + (yy // period)) % 2 == 1] *= 0.55
+    img += rng.normal(0, 8, img.shape)
+    return img
+
+
+def _background(size: Tuple[int, int], rng: np.random.Generator) -> np.ndarray:
+    h, w = size
+    yy, xx = np.mgrid[:h, :w].astype(np.float32)
+    c0, c1 = rng.uniform(60, 190, 3), rng.uniform(60, 190, 3)
+    t = (xx * rng.uniform(-1, 1) + yy * rng.uniform(-1, 1)) / (h + w) + 0.5
+    img = c0 * t[..., None] + c1 * (1 - t[..., None])
+    for _ in range(rng.integers(3, 8)):  # clutter: thin random lines
+        p0 = tuple(int(v) for v in rng.integers(0, [w, h]))
+        p1 = tuple(int(v) for v in rng.integers(0, [w, h]))
+        cv2.line(img, p0, p1, tuple(float(v) for v in rng.uniform(40, 220, 3)), 1)
+    img += rng.normal(0, 10, img.shape)
+    return img
+
+
+def _sample_side(rng: np.random.Generator, img_size: int) -> int:
+    """Side lengths covering COCO's small / medium / large area ranges."""
+    bucket = rng.choice(3, p=[0.3, 0.55, 0.15])
+    lo, hi = [(12, 30), (34, 90), (100, min(124, img_size - 4))][bucket]
+    return int(rng.integers(lo, hi + 1))
+
+
+def _render_image(rng: np.random.Generator, img_size: int, max_objects: int, names: Sequence[str]):
+    img = _background((img_size, img_size), rng)
+    objects, boxes = [], []
+    for _ in range(int(rng.integers(1, max_objects + 1))):
+        for _attempt in range(20):
+            side = _sample_side(rng, img_size)
+            x0, y0 = (int(v) for v in rng.integers(0, img_size - side + 1, 2))
+            box = (x0, y0, x0 + side, y0 + side)
+            if all(_iou(box, b) < 0.3 for b in boxes):
+                break
+        else:
+            continue
+        label = int(rng.integers(len(names)))
+        colour, tex = SHAPE_CLASSES[names[label]]
+        mask = _shape_mask(names[label], side, rng).astype(bool)
+        patch = _texture(tex, side, colour, rng)
+        region = img[y0:y0 + side, x0:x0 + side]
+        region[mask] = patch[mask]
+        full = np.zeros((img_size, img_size), bool)
+        full[y0:y0 + side, x0:x0 + side] = mask
+        for prev in objects:  # a later shape occludes earlier ones
+            prev['mask'] &= ~full
+        objects.append(dict(label=label, mask=full))
+        boxes.append(box)
+    return np.clip(img, 0, 255).astype(np.uint8), [o for o in objects if o['mask'].sum() >= 16]
+
+
+def _iou(a, b) -> float:
+    iw = max(0, min(a[2], b[2]) - max(a[0], b[0]))
+    ih = max(0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = iw * ih
+    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
+
+
+def _annotation(obj: dict, ann_id: int, image_id: int) -> dict:
+    mask = obj['mask'].astype(np.uint8)
+    ys, xs = np.nonzero(mask)
+    x0, y0, x1, y1 = xs.min(), ys.min(), xs.max() + 1, ys.max() + 1
+    contours, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    segm = [c.flatten().astype(float).tolist() for c in contours if len(c) >= 3]
+    return dict(id=ann_id, image_id=image_id, category_id=obj['label'] + 1, iscrowd=0, area=float(mask.sum()),
+                bbox=[float(x0), float(y0), float(x1 - x0), float(y1 - y0)], segmentation=segm)
+
+
+def generate_shapes_split(root: str, split: str, num_images: int, img_size: int = 128, max_objects: int = 4,
+                          seed: int = 0, classes: Sequence[str] = tuple(SHAPE_CLASSES)) -> str:
+    """Write ``num_images`` images and ``annotations/instances_{split}.json``; returns the json path."""
+    from mmengine.utils import ProgressBar
+    unknown = [c for c in classes if c not in SHAPE_CLASSES]
+    if unknown:
+        raise ValueError(f'unknown shape classes {unknown}; allowed: {list(SHAPE_CLASSES)}')
+    os.makedirs(osp.join(root, split), exist_ok=True)
+    os.makedirs(osp.join(root, 'annotations'), exist_ok=True)
+    rng = np.random.default_rng([seed, {'train': 0, 'val': 1, 'test': 2}.get(split, 3)])
+    images: List[dict] = []
+    anns: List[dict] = []
+    print(f'[rebnn_det] generating the embedded shapes dataset: {num_images} {split} images in {root}', flush=True)
+    bar = ProgressBar(num_images)
+    for i in range(num_images):
+        img, objects = _render_image(rng, img_size, max_objects, classes)
+        file_name = f'{split}/{i:06d}.jpg'
+        cv2.imwrite(osp.join(root, file_name), img, [cv2.IMWRITE_JPEG_QUALITY, 95])
+        images.append(dict(id=i, file_name=file_name, height=img_size, width=img_size))
+        anns += [_annotation(o, len(anns) + 1 + k, i) for k, o in enumerate(objects)]
+        bar.update()
+    print(flush=True)
+    coco = dict(info=dict(description='rebnn_det embedded shapes', version=VERSION, seed=seed),
+                images=images, annotations=anns,
+                categories=[dict(id=k + 1, name=c, supercategory='shape') for k, c in enumerate(classes)])
+    path = osp.join(root, 'annotations', f'instances_{split}.json')
+    tmp = path + '.tmp'
+    with open(tmp, 'w') as f:
+        json.dump(coco, f)
+    os.replace(tmp, path)  # the json appears only once every image is written
+    return path

@@ -1,0 +1,121 @@
+"""ReBNNHook inside mmengine's Runner: statistics in the logs, checkpoint/resume, errors."""
+import glob
+import json
+import os.path as osp
+
+import pytest
+import torch
+from mmengine.model import BaseModel
+from mmengine.runner import Runner
+from torch import nn
+
+from rebnn_det.engine import ReBNNHook
+from rebnn_det.ops import ReBNNConv
+
+
+class TinyBinaryNet(BaseModel):
+    """Deterministic: no BN, no dropout; one binary 3x3 conv and a real head."""
+
+    def __init__(self, binary=True):
+        super().__init__()
+        torch.manual_seed(0)
+        self.conv = ReBNNConv(3, 4, 3, padding=1) if binary else nn.Conv2d(3, 4, 3, padding=1)
+        self.head = nn.Linear(4, 2)
+
+    def forward(self, inputs, targets=None, mode='tensor'):
+        out = self.head(self.conv(inputs).mean((2, 3)))
+        if mode == 'loss':
+            return dict(loss=((out - targets)**2).mean())
+        return out
+
+
+class ToyData(torch.utils.data.Dataset):
+
+    def __init__(self, n=16):
+        g = torch.Generator().manual_seed(1)
+        self.x = torch.randn(n, 3, 6, 6, generator=g)
+        self.y = torch.randn(n, 2, generator=g)
+
+    def __len__(self):
+        return len(self.x)
+
+    def __getitem__(self, i):
+        return dict(inputs=self.x[i], targets=self.y[i])
+
+
+def make_runner(work_dir, max_iters, binary=True, resume=False, load_from=None, hook=None, **kw):
+    return Runner(
+        model=TinyBinaryNet(binary), work_dir=str(work_dir),
+        train_dataloader=dict(dataset=ToyData(), batch_size=4, num_workers=0,
+                              sampler=dict(type='DefaultSampler', shuffle=False),
+                              collate_fn=dict(type='default_collate')),
+        optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.5, momentum=0.9)),
+        train_cfg=dict(by_epoch=False, max_iters=max_iters),
+        custom_hooks=[hook or dict(type='ReBNNHook', gamma='adaptive', oscillation_interval=2)],
+        default_hooks=dict(logger=dict(type='LoggerHook', interval=1),
+                           checkpoint=dict(type='CheckpointHook', interval=2, by_epoch=False)),
+        resume=resume, load_from=load_from, default_scope='mmdet', randomness=dict(seed=0), **kw)
+
+
+def test_stats_logged_to_message_hub_and_scalars_json(tmp_path):
+    runner = make_runner(tmp_path, 4)
+    runner.train()
+    hub = runner.message_hub
+    for key in ('train/rebnn_flip', 'train/rebnn_gamma', 'train/rebnn_loss_r', 'train/rebnn/conv/flip',
+                'train/rebnn/conv/gamma', 'train/rebnn_osc_oscillated'):
+        assert key in hub.log_scalars, key
+    records = [json.loads(line) for line in open(glob.glob(osp.join(tmp_path, '*', 'vis_data', 'scalars.json'))[0])]
+    assert len(records) == 4 and all('rebnn_flip' in r and 'rebnn/conv/gamma' in r for r in records)
+    hook = next(h for h in runner.hooks if isinstance(h, ReBNNHook))
+    assert hook.regularizer.num_steps == 4
+    # lr 0.5 with momentum makes weights flip: the adaptive gamma became positive somewhere
+    assert any(r['rebnn_gamma'] > 0 for r in records)
+
+
+def test_resume_continues_identically(tmp_path):
+    straight = make_runner(tmp_path / 'a', 4)
+    straight.train()
+    first = make_runner(tmp_path / 'b', 2)
+    first.train()
+    ckpt = torch.load(osp.join(tmp_path, 'b', 'iter_2.pth'), weights_only=False)
+    assert set(ckpt['rebnn_hook']['layers']['conv']) == {'gamma', 'grad_absmax', 'prev_sign', 'flip_count'}
+    resumed = make_runner(tmp_path / 'b', 4, resume=True, load_from=osp.join(tmp_path, 'b', 'iter_2.pth'))
+    resumed.train()
+    for (name, p1), (_, p2) in zip(straight.model.named_parameters(), resumed.model.named_parameters()):
+        assert torch.allclose(p1, p2, atol=1e-6), name
+    h1, h2 = (next(h for h in r.hooks if isinstance(h, ReBNNHook)).regularizer for r in (straight, resumed))
+    assert h2.num_steps == 4
+    for k, v in h1.state['conv'].items():
+        assert torch.allclose(v.float(), h2.state['conv'][k].float()), k
+
+
+def test_hook_without_binary_layers_is_a_clear_error(tmp_path):
+    runner = make_runner(tmp_path, 1, binary=False)
+    with pytest.raises(RuntimeError, match='ReBNNHook found no binary-weight ReBNNConv'):
+        runner.train()
+
+
+def test_hook_argument_errors():
+    with pytest.raises(ValueError, match="gamma must be 'adaptive'"):
+        ReBNNHook(gamma='balanced')
+    with pytest.raises(ValueError, match='oscillation_interval'):
+        ReBNNHook(oscillation_interval=0)
+
+
+def test_accumulative_counts_through_runner_matches_full_batch(tmp_path):
+    full = make_runner(tmp_path / 'full', 2, hook=dict(type='ReBNNHook'))
+    full.train()
+    acc = Runner(
+        model=TinyBinaryNet(), work_dir=str(tmp_path / 'acc'),
+        train_dataloader=dict(dataset=ToyData(), batch_size=2, num_workers=0,
+                              sampler=dict(type='DefaultSampler', shuffle=False),
+                              collate_fn=dict(type='default_collate')),
+        optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.5, momentum=0.9), accumulative_counts=2),
+        train_cfg=dict(by_epoch=False, max_iters=4), custom_hooks=[dict(type='ReBNNHook')],
+        default_scope='mmdet', randomness=dict(seed=0))
+    acc.train()
+    for (name, p1), (_, p2) in zip(full.model.named_parameters(), acc.model.named_parameters()):
+        assert torch.allclose(p1, p2, atol=1e-6), name
+    regs = [next(h for h in r.hooks if isinstance(h, ReBNNHook)).regularizer for r in (full, acc)]
+    assert regs[0].num_steps == regs[1].num_steps == 2
+    assert torch.allclose(regs[0].state['conv']['gamma'], regs[1].state['conv']['gamma'])

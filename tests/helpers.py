@@ -1,0 +1,39 @@
+"""Test helpers: record what every ReBNNConv really convolves."""
+import contextlib
+
+import torch
+
+from rebnn_det.ops import ReBNNConv, named_binary_convs
+
+
+@contextlib.contextmanager
+def record_binary_operands(model):
+    """Yields a dict ``name -> (input, weight)`` filled by every ReBNNConv forward inside the block."""
+    seen = {}
+    originals = {}
+    for name, m in named_binary_convs(model):
+        originals[name] = m._conv_forward
+
+        def spy(x, w, b, _name=name, _orig=m._conv_forward):
+            seen[_name] = (x.detach(), w.detach())
+            return _orig(x, w, b)
+        m._conv_forward = spy
+    try:
+        yield seen
+    finally:
+        for name, m in named_binary_convs(model):
+            del m._conv_forward
+
+
+def assert_operands_binary(model, seen):
+    """Every rebnn/xnor layer saw activations in {-1, +1} and weights in {-alpha_i, +alpha_i}."""
+    layers = dict(named_binary_convs(model))
+    assert seen and set(seen) == set(layers), set(layers) - set(seen)
+    for name, (x, w) in seen.items():
+        m: ReBNNConv = layers[name]
+        if m.act_binarizer != 'none':
+            assert set(x.unique().tolist()) <= {-1.0, 1.0}, name
+        if m.weight_binarizer == 'rebnn':
+            scale = m.alpha.detach().view(-1, 1, 1, 1)
+            assert torch.allclose(w.abs(), scale.expand_as(w)), name
+            assert torch.equal(torch.sign(w), torch.where(m.weight < 0, -1.0, 1.0)), name

@@ -1,0 +1,18 @@
+"""Train a detector: ``python tools/train.py CONFIG [--work-dir D] [--resume [CKPT]] [--amp] [--cfg-options k=v]``.
+
+mmdet's flags; the logic is rebnn_det.apis (tested there).
+"""
+import os
+import sys
+
+sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), '..')))
+
+from rebnn_det.apis import build_runner, train_config  # noqa: E402
+
+
+def main():
+    build_runner(train_config()).train()
+
+
+if __name__ == '__main__':
+    main()
