@@ -7,6 +7,6 @@ NPROC=$3
 shift 3
 tools_dir="$(cd "$(dirname "$0")" && pwd)"
 export PYTHONPATH="$tools_dir/..${PYTHONPATH:+:$PYTHONPATH}"
-exec python -m torch.distributed.run --nnodes="${NNODES:-1}" --node_rank="${NODE_RANK:-0}" \
+exec "${PYTHON:-python}" -m torch.distributed.run --nnodes="${NNODES:-1}" --node_rank="${NODE_RANK:-0}" \
   --master_addr="${MASTER_ADDR:-127.0.0.1}" --master_port="${PORT:-29500}" --nproc_per_node="$NPROC" \
   "$tools_dir/test.py" "$CONFIG" "$CHECKPOINT" --launcher pytorch "$@"

@@ -13,8 +13,10 @@ from mmengine.config import Config, DictAction
 from .data_check import check_data_paths
 
 
-def _common_args(parser: argparse.ArgumentParser) -> None:
+def _common_args(parser: argparse.ArgumentParser, with_checkpoint: bool = False) -> None:
     parser.add_argument('config', help='config file path')
+    if with_checkpoint:
+        parser.add_argument('checkpoint', help='checkpoint file')
     parser.add_argument('--work-dir', help='directory for logs and checkpoints (default: work_dirs/<config name>)')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override config settings, e.g. train_cfg.max_epochs=2 (key=value pairs)')
@@ -35,8 +37,7 @@ def train_parser() -> argparse.ArgumentParser:
 
 def test_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description='Test (and evaluate) an mmdet detector checkpoint')
-    parser.add_argument('checkpoint', help='checkpoint file')
-    _common_args(parser)
+    _common_args(parser, with_checkpoint=True)
     parser.add_argument('--out', help='dump the raw predictions to this .pkl file')
     parser.add_argument('--show-dir', help='write images with predicted boxes into <work_dir>/<timestamp>/SHOW_DIR')
     parser.add_argument('--score-thr', type=float, default=0.3, help='score threshold of drawn boxes')
@@ -52,11 +53,21 @@ def _base_cfg(args) -> Config:
         cfg.work_dir = args.work_dir
     elif cfg.get('work_dir') is None:
         cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0])
-    if args.launcher != 'none' and not torch.cuda.is_available():
-        cfg.setdefault('env_cfg', {}).setdefault('dist_cfg', {})['backend'] = 'gloo'  # CPU-only DDP
+    if args.launcher == 'pytorch' and not torch.cuda.is_available():
+        _cpu_ddp(cfg)
     if 'LOCAL_RANK' not in os.environ:
         os.environ['LOCAL_RANK'] = str(args.local_rank)
     return cfg
+
+
+def _cpu_ddp(cfg: Config) -> None:
+    """DDP on a machine without CUDA: gloo, and DDP without ``device_ids`` (mmengine 0.10.7 assumes a GPU per
+    rank: its pytorch launcher calls ``torch.cuda.set_device`` and its DDP wrapper passes ``device_ids``)."""
+    cfg.setdefault('env_cfg', {}).setdefault('dist_cfg', {})['backend'] = 'gloo'
+    wrapper = cfg.get('model_wrapper_cfg') or dict(type='MMDistributedDataParallel', broadcast_buffers=False,
+                                                    find_unused_parameters=cfg.get('find_unused_parameters', False))
+    wrapper['device_ids'] = None
+    cfg.model_wrapper_cfg = wrapper
 
 
 def train_config(argv: Optional[List[str]] = None) -> Config:
@@ -109,4 +120,6 @@ def build_runner(cfg: Config, check_data: bool = True):
     from mmengine.runner import Runner
     if check_data:
         check_data_paths(cfg)
+    if cfg.get('launcher') == 'pytorch' and not torch.cuda.is_available() and not torch.distributed.is_initialized():
+        torch.distributed.init_process_group('gloo')  # before mmengine's init_dist, which needs CUDA
     return Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)

@@ -25,7 +25,7 @@ SHAPE_CLASSES: Dict[str, Tuple[Tuple[int, int, int], str]] = {
     'ring': ((200, 40, 200), 'solid'),
     'diamond': ((230, 230, 60), 'stripes'),
 }
-VERSION = 1  # bump when the generator's output changes; recorded in the annotation files
+VERSION = 2  # bump when the generator's output changes; recorded in the annotation files
 
 
 def _shape_mask(name: str, size: int, rng: np.random.Generator) -> np.ndarray:
@@ -40,7 +40,7 @@ def _shape_mask(name: str, size: int, rng: np.random.Generator) -> np.ndarray:
     else:
         if name == 'square':
             pts = [(-1, -1), (1, -1), (1, 1), (-1, 1)]
-            scale = r * 0.72
+            scale = r * 0.9  # corners may be clipped by the patch when rotated
         elif name == 'diamond':
             pts = [(0, -1), (1, 0), (0, 1), (-1, 0)]
             scale = r
@@ -89,9 +89,10 @@ def _background(size: Tuple[int, int], rng: np.random.Generator) -> np.ndarray:
 
 def _sample_side(rng: np.random.Generator, img_size: int) -> int:
     """Side lengths covering COCO's small / medium / large area ranges."""
-    bucket = rng.choice(3, p=[0.3, 0.55, 0.15])
-    lo, hi = [(12, 30), (34, 90), (100, min(124, img_size - 4))][bucket]
-    return int(rng.integers(lo, hi + 1))
+    bucket = rng.choice(3, p=[0.25, 0.5, 0.25])
+    lo, hi = [(12, 30), (34, 90), (104, 124)][bucket]
+    hi = min(hi, img_size - 4)  # small images: the buckets shrink to what fits
+    return int(rng.integers(min(lo, hi), hi + 1))
 
 
 def _render_image(rng: np.random.Generator, img_size: int, max_objects: int, names: Sequence[str]):

@@ -193,12 +193,13 @@ class ReBNNRegularizer:
 
     # ---- statistics ------------------------------------------------------------------------------------------
     def summarize_last_step(self) -> Dict[str, float]:
-        """Model-wide numbers of the last step: flip ratio (weighted by layer size), mean gamma, total L_R."""
+        """Model-wide numbers of the last step: ``flip`` ratio (weighted by layer size), mean ``gamma``, total
+        ``loss_r`` (L_R)."""
         sizes = {n: self.layers[n].weight.numel() for n in self.layers}
         total = sum(sizes.values())
         stats = self.last_stats
-        return dict(flip_ratio=sum(float(stats[n][0]) * sizes[n] for n in stats) / total,
-                    gamma_mean=sum(float(stats[n][1]) for n in self.rebnn_layers) / max(1, len(self.rebnn_layers)),
+        return dict(flip=sum(float(stats[n][0]) * sizes[n] for n in stats) / total,
+                    gamma=sum(float(stats[n][1]) for n in self.rebnn_layers) / max(1, len(self.rebnn_layers)),
                     loss_r=sum(float(stats[n][2]) for n in stats))
 
     @torch.no_grad()

@@ -2,7 +2,8 @@
 from typing import Optional, Union
 
 from mmengine.dist import all_reduce, get_world_size
-from mmengine.hooks import Hook
+import torch
+from mmengine.hooks import Hook, LoggerHook
 from mmengine.model import is_model_wrapper
 from mmengine.optim import AmpOptimWrapper, OptimWrapperDict
 from mmdet.registry import HOOKS
@@ -23,13 +24,15 @@ class ReBNNHook(Hook):
         gamma: ``'adaptive'`` (paper Eq. 11, default), a constant (the authors' grid 2e-4, 1e-4, 5e-5, 1e-5),
             or 0 (learnable alpha only: statistics without a reconstruction term).
         start_iter / warmup_iters: optimizer steps before the term applies / of its linear ramp.
-        log_per_layer: also log ``rebnn/<layer>/{flip,gamma,loss_r}`` (model-wide values are always logged).
+        log_per_layer: also write ``rebnn/<layer>/{flip,gamma,loss_r}`` (means over each logger interval) to the
+            vis backends -- ``scalars.json``, TensorBoard -- but not to the text log, which stays readable.
         oscillation_interval: iterations per oscillation window; ``None`` = one window per epoch (for an
             iteration-based loop, which has a single "epoch", set it).
 
-    Logged through the message hub (so text log, ``scalars.json`` and TensorBoard show them) every iteration:
-    ``rebnn_flip`` (fraction of latent weights whose sign flipped in this step), ``rebnn_gamma`` (mean gamma),
-    ``rebnn_loss_r`` (``L_R``); at the end of each window: ``rebnn_osc_flip_ratio`` (mean per-step flip ratio),
+    Model-wide values go through the message hub every optimizer step (so the text log at the logger interval,
+    ``scalars.json`` and TensorBoard show them): ``rebnn_flip`` (fraction of latent weights whose sign flipped in
+    this step), ``rebnn_gamma`` (mean gamma), ``rebnn_loss_r`` (``L_R``); at the end of each window, to the text
+    log (one line) and the vis backends: ``rebnn_osc_flip_ratio`` (mean per-step flip ratio),
     ``rebnn_osc_flipped`` (flipped at least once) and ``rebnn_osc_oscillated`` (flipped at least twice).
     The hook's state (gamma, previous signs, flip counters) is saved in checkpoints under ``'rebnn_hook'``.
     """
@@ -48,6 +51,7 @@ class ReBNNHook(Hook):
         self.regularizer: Optional[ReBNNRegularizer] = None
         self._loaded_state: Optional[dict] = None
         self._logged_step = -1
+        self._layer_sum, self._layer_count, self._log_interval = None, 0, 50
 
     def before_train(self, runner) -> None:
         model = runner.model.module if is_model_wrapper(runner.model) else runner.model
@@ -72,6 +76,8 @@ class ReBNNHook(Hook):
                                       'they start with fresh gamma and sign history')
             self._loaded_state = None
         self.regularizer.attach(optim_wrapper.optimizer)
+        logger_hooks = [h for h in runner.hooks if isinstance(h, LoggerHook)]
+        self._log_interval = logger_hooks[0].interval if logger_hooks else self._log_interval
         kinds = sorted({m.weight_binarizer for _, m in layers})
         runner.logger.info(f'ReBNNHook: gamma={self.gamma!r} on {len(self.regularizer.rebnn_layers)} rebnn layers; '
                            f'oscillation statistics on {len(layers)} binary layers ({"/".join(kinds)})')
@@ -80,31 +86,42 @@ class ReBNNHook(Hook):
         reg = self.regularizer
         if runner.optim_wrapper.should_update():
             reg.discard_weight_hat_grads()  # also when AMP skipped the update
-        if reg.last_stats is None or reg.num_steps == self._logged_step:
-            return
-        self._logged_step = reg.num_steps
-        hub = runner.message_hub
-        summary = reg.summarize_last_step()
-        hub.update_scalar('train/rebnn_flip', summary['flip_ratio'])
-        hub.update_scalar('train/rebnn_gamma', summary['gamma_mean'])
-        hub.update_scalar('train/rebnn_loss_r', summary['loss_r'])
-        if self.log_per_layer:
-            for name, (flip, gamma, loss_r) in reg.last_stats.items():
-                hub.update_scalar(f'train/rebnn/{name}/flip', float(flip))
-                if name in reg.rebnn_layers:
-                    hub.update_scalar(f'train/rebnn/{name}/gamma', float(gamma))
-                    hub.update_scalar(f'train/rebnn/{name}/loss_r', float(loss_r))
+        if reg.last_stats is not None and reg.num_steps != self._logged_step:
+            self._logged_step = reg.num_steps
+            summary = reg.summarize_last_step()
+            for key, value in summary.items():
+                runner.message_hub.update_scalar(f'train/rebnn_{key}', value)
+            if self.log_per_layer:
+                stats = torch.stack(list(reg.last_stats.values()))
+                self._layer_sum = stats if self._layer_sum is None else self._layer_sum + stats
+                self._layer_count += 1
+        if self.log_per_layer and self._layer_count and self.every_n_train_iters(runner, self._log_interval):
+            self._write_layer_stats(runner)
         if self.oscillation_interval is not None and self.every_n_train_iters(runner, self.oscillation_interval):
-            self._log_window(runner, f'iterations {runner.iter + 2 - reg.window_steps}-{runner.iter + 1}')
+            self._log_window(runner, f'iterations {runner.iter + 2 - reg.window_steps}-{runner.iter + 1}',
+                             runner.iter + 1)
+
+    def _write_layer_stats(self, runner) -> None:
+        """Per-layer means over the logger interval, straight to the vis backends (scalars.json, TensorBoard)."""
+        means = (self._layer_sum / self._layer_count).tolist()
+        scalars = {}
+        for name, (flip, gamma, loss_r) in zip(self.regularizer.layers, means):
+            scalars[f'rebnn/{name}/flip'] = flip
+            if name in self.regularizer.rebnn_layers:
+                scalars[f'rebnn/{name}/gamma'] = gamma
+                scalars[f'rebnn/{name}/loss_r'] = loss_r
+        runner.visualizer.add_scalars(scalars, step=runner.iter + 1)
+        self._layer_sum, self._layer_count = None, 0
 
     def after_train_epoch(self, runner) -> None:
         if self.oscillation_interval is None:
-            self._log_window(runner, f'epoch {runner.epoch + 1}')
+            self._log_window(runner, f'epoch {runner.epoch + 1}', runner.iter)  # iterations done so far
 
-    def _log_window(self, runner, label: str) -> None:
+    def _log_window(self, runner, label: str, step: int) -> None:
         window = self.regularizer.pop_window()
-        for key in ('flip_ratio', 'flipped', 'oscillated'):
-            runner.message_hub.update_scalar(f'train/rebnn_osc_{key}', window[key])
+        # straight to the vis backends: the window can close after the last logged iteration of the run
+        runner.visualizer.add_scalars({f'rebnn_osc_{k}': window[k] for k in ('flip_ratio', 'flipped', 'oscillated')},
+                                      step=step)
         runner.logger.info(f'ReBNN oscillation over {label} ({window["steps"]} steps): mean flip ratio/step '
                            f'{window["flip_ratio"]:.3e}, flipped >=1x {window["flipped"]:.2%}, '
                            f'oscillated (>=2 flips) {window["oscillated"]:.2%}')

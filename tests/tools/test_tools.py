@@ -1,0 +1,155 @@
+"""Command lines: mmdet-compatible flags, data checks, an end-to-end train/test/plot on a tiny shapes set,
+and 2-process gloo DDP through tools/dist_train.sh."""
+import glob
+import os
+import os.path as osp
+import socket
+import subprocess
+import sys
+
+import pytest
+import torch
+from mmengine.config import Config
+
+from rebnn_det.apis import check_data_paths, train_config
+from rebnn_det.apis.cli import test_config as make_test_config
+
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+SHAPES = osp.join(ROOT, 'configs', 'shapes', 'rebnn_faster_rcnn_shapes.py')
+COCO = osp.join(ROOT, 'configs', 'rebnn_faster_rcnn.py')
+
+
+def tiny_shapes_options(data_root, iters=2):
+    """cfg-options shrinking the demo to a few 64-px images and one short epoch."""
+    root = str(data_root) + '/'
+    opts = [f'train_dataloader.dataset.data_root={root}', 'train_dataloader.dataset.num_images=8',
+            'train_dataloader.dataset.img_size=64', 'train_dataloader.batch_size=4',
+            'train_dataloader.num_workers=0', 'train_dataloader.persistent_workers=False',
+            f'val_dataloader.dataset.data_root={root}', 'val_dataloader.dataset.num_images=4',
+            'val_dataloader.dataset.img_size=64', 'val_dataloader.num_workers=0',
+            'val_dataloader.persistent_workers=False',
+            f'test_dataloader.dataset.data_root={root}', 'test_dataloader.dataset.num_images=4',
+            'test_dataloader.dataset.img_size=64', 'test_dataloader.num_workers=0',
+            'test_dataloader.persistent_workers=False',
+            f'val_evaluator.ann_file={root}annotations/instances_val.json',
+            f'test_evaluator.ann_file={root}annotations/instances_val.json',
+            'train_cfg.max_epochs=1', 'train_cfg.val_interval=1', 'default_hooks.logger.interval=1']
+    return opts
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+
+
+def run_tool(*args, env=None):
+    proc = subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True, timeout=600,
+                          env=dict(os.environ, **(env or {})))
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return proc.stdout + proc.stderr
+
+
+def test_train_flags_map_to_config(tmp_path):
+    cfg = train_config([COCO, '--work-dir', str(tmp_path), '--amp', '--auto-scale-lr', '--resume',
+                        '--cfg-options', 'train_cfg.max_epochs=3'])
+    assert cfg.work_dir == str(tmp_path)
+    assert cfg.optim_wrapper.type == 'AmpOptimWrapper' and cfg.optim_wrapper.loss_scale == 'dynamic'
+    assert cfg.auto_scale_lr.enable and cfg.train_cfg.max_epochs == 3
+    assert cfg.resume is True and cfg.load_from is None
+    cfg = train_config([COCO])
+    assert cfg.work_dir == './work_dirs/rebnn_faster_rcnn' and not cfg.get('resume', False)
+    with pytest.raises(FileNotFoundError, match="--resume checkpoint 'nope.pth' does not exist"):
+        train_config([COCO, '--resume', 'nope.pth'])
+    if not torch.cuda.is_available():
+        cfg = train_config([COCO, '--launcher', 'pytorch'])
+        assert cfg.env_cfg.dist_cfg.backend == 'gloo' and cfg.model_wrapper_cfg.device_ids is None
+
+
+def test_test_flags_map_to_config(tmp_path):
+    ckpt = tmp_path / 'c.pth'
+    ckpt.write_bytes(b'')
+    cfg = make_test_config([COCO, str(ckpt), '--out', str(tmp_path / 'r.pkl'), '--show-dir', 'vis'])
+    assert cfg.load_from == str(ckpt)
+    assert cfg.test_evaluator[-1] == dict(type='DumpDetResults', out_file_path=str(tmp_path / 'r.pkl'))
+    assert cfg.default_hooks.visualization.draw and cfg.default_hooks.visualization.test_out_dir == 'vis'
+    with pytest.raises(ValueError, match=r'--out must be a \.pkl/\.pickle file'):
+        make_test_config([COCO, str(ckpt), '--out', 'r.json'])
+    with pytest.raises(FileNotFoundError, match="checkpoint 'missing.pth' does not exist"):
+        make_test_config([COCO, 'missing.pth'])
+
+
+@pytest.mark.parametrize('config, expected', [
+    ('rebnn_faster_rcnn.py', 'annotations/instances_train2017.json'),
+    ('rebnn_faster_rcnn_voc.py', 'VOC2007/ImageSets/Main/trainval.txt'),
+])
+def test_missing_dataset_names_layout_and_data_root(tmp_path, config, expected):
+    cfg = Config.fromfile(osp.join(ROOT, 'configs', config))
+    root = str(tmp_path / 'nowhere') + '/'
+    if config.endswith('voc.py'):
+        for ds in cfg.train_dataloader.dataset.dataset.datasets:
+            ds.data_root = root
+    else:
+        cfg.train_dataloader.dataset.data_root = root
+    with pytest.raises(FileNotFoundError) as err:
+        check_data_paths(cfg)
+    msg = str(err.value)
+    assert 'data not found' in msg and expected in msg and root in msg
+    assert 'Expected layout' in msg and 'data_root=' in msg
+
+
+def test_train_test_show_dir_and_plot_end_to_end(tmp_path):
+    work = tmp_path / 'work'
+    opts = tiny_shapes_options(tmp_path / 'data')
+    out = run_tool('tools/train.py', SHAPES, '--work-dir', str(work), '--cfg-options', *opts)
+    assert 'coco/bbox_mAP' in out
+    ckpt = work / 'epoch_1.pth'
+    assert ckpt.is_file()
+    assert torch.load(ckpt, weights_only=False)['rebnn_hook']['num_steps'] == 2
+    out = run_tool('tools/test.py', SHAPES, str(ckpt), '--work-dir', str(work), '--out', str(tmp_path / 'r.pkl'),
+                   '--show-dir', 'shown', '--cfg-options', *opts)
+    assert 'coco/bbox_mAP_50' in out and (tmp_path / 'r.pkl').is_file()
+    shown = glob.glob(str(work / '*' / 'shown' / '*.jpg'))
+    assert len(shown) == 4
+    out = run_tool('tools/plot_oscillation.py', str(work))
+    png = work / 'oscillation.png'
+    assert 'oscillation plot' in out and png.read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
+    # resume from the last checkpoint continues training for one more epoch
+    run_tool('tools/train.py', SHAPES, '--work-dir', str(work), '--resume', '--cfg-options', *opts[:-3],
+             'train_cfg.max_epochs=2', 'train_cfg.val_interval=2')
+    assert torch.load(work / 'epoch_2.pth', weights_only=False)['rebnn_hook']['num_steps'] == 4
+
+
+def test_plot_without_statistics_is_a_clear_error(tmp_path):
+    from rebnn_det.apis.oscillation_plot import plot_oscillation
+    with pytest.raises(FileNotFoundError, match='scalars.json'):
+        plot_oscillation(str(tmp_path))
+    run_dir = tmp_path / '20260101_000000' / 'vis_data'
+    run_dir.mkdir(parents=True)
+    (run_dir / 'scalars.json').write_text('{"loss": 1.0, "iter": 1, "step": 1}\n')
+    with pytest.raises(ValueError, match='no ReBNN statistics: add custom_hooks'):
+        plot_oscillation(str(tmp_path))
+
+
+def test_convert_real_resnet_tool(tmp_path):
+    from mmdet.models.backbones import ResNet
+    torch.save(ResNet(depth=18).state_dict(), tmp_path / 'r18.pth')
+    out = run_tool('tools/convert_real_resnet.py', str(tmp_path / 'r18.pth'), str(tmp_path / 'init.pth'))
+    assert 'wrote' in out
+    keys = torch.load(tmp_path / 'init.pth', weights_only=True)['state_dict']
+    assert 'layer2.0.downsample.1.weight' in keys and 'layer2.0.downsample.0.weight' not in keys
+
+
+def test_dist_train_two_gloo_processes(tmp_path):
+    work = tmp_path / 'work'
+    opts = tiny_shapes_options(tmp_path / 'data')
+    opts = [o for o in opts if not o.startswith('train_dataloader.batch_size')] + ['train_dataloader.batch_size=2']
+    proc = subprocess.run(['bash', 'tools/dist_train.sh', SHAPES, '2', '--work-dir', str(work), '--cfg-options',
+                           *opts], cwd=ROOT, capture_output=True, text=True, timeout=600,
+                          env=dict(os.environ, PORT=str(_free_port()), OMP_NUM_THREADS='1',
+                                   PYTHON=sys.executable))
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    log = open(glob.glob(str(work / '*' / '*.log'))[0]).read()
+    assert 'Distributed training: True' in log and 'GPU number: 2' in log  # mmengine's name for world size
+    state = torch.load(work / 'epoch_1.pth', weights_only=False)
+    assert state['rebnn_hook']['num_steps'] == 2  # 8 images / (2 ranks x 2 per rank)
