@@ -35,8 +35,7 @@ VARIANTS = {
 def build(config, with_hook, device):
     cfg = Config.fromfile(os.path.join(ROOT, config))
     torch.manual_seed(0)
-    model = MODELS.build(cfg.model).to(device)
-    model.init_weights()
+    model = MODELS.build(cfg.model).to(device)  # constructor init is enough for timing (alpha = mean|w|)
     model.train()
     opt = torch.optim.SGD(model.parameters(), lr=1e-4, momentum=0.9)
     if with_hook:

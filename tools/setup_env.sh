@@ -1,35 +1,43 @@
 #!/usr/bin/env bash
 # Idempotent set-up of a local virtual environment for rebnn_det on a fresh CPU machine.
-#   bash tools/setup_env.sh [VENV_DIR]   (default: .venv)
-# Steps that are already done are skipped (a stamp file records the finished install); mmcv 2.1.0 has no wheel
-# on PyPI and is built from source once (~10 min on 2 cores) -- pip keeps the built wheel in its cache, so a
-# second environment on the same machine installs it in seconds.
+#   bash tools/setup_env.sh [VENV_DIR]        (default: .venv; PYTHON=python3.11 picks the interpreter)
+# Finished installs are remembered by a stamp file (redone when setup.py or this script change). mmcv 2.1.0 has
+# no wheel on PyPI: it is built from source once (~10 min on 2 cores) and pip keeps the built wheel in its cache
+# (~/.cache/pip/wheels), so another environment on the same machine installs it in seconds.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 venv="${1:-$here/.venv}"
 stamp="$venv/.rebnn_det_installed"
-py="${PYTHON:-python3}"
-
 if [ -f "$stamp" ] && [ "$stamp" -nt "$here/setup.py" ] && [ "$stamp" -nt "$here/tools/setup_env.sh" ]; then
   exit 0
 fi
-[ -x "$venv/bin/python" ] || "$py" -m venv "$venv"
-pip="$venv/bin/python -m pip"
+[ -x "$venv/bin/python" ] || "${PYTHON:-python3}" -m venv "$venv"
+log="$venv/setup.log"
+: > "$log"
 export PIP_DISABLE_PIP_VERSION_CHECK=1
-echo "[setup] base packages (torch 2.13.0 CPU, build tools, mmengine) into $venv"
-$pip install -q "torch==2.13.0" wheel ninja "numpy<2.3" opencv-python-headless pycocotools \
-  "mmengine==0.10.7" matplotlib tensorboard pytest
-if ! "$venv/bin/python" -c "import mmcv, mmcv.ops" 2>/dev/null; then
+
+pip_install() {  # quiet unless it fails; the full output is in $log
+  if ! "$venv/bin/python" -m pip install "$@" >>"$log" 2>&1; then
+    tail -n 40 "$log" >&2
+    echo "[setup] failed: pip install $*  (full log: $log)" >&2
+    exit 1
+  fi
+}
+
+echo "[setup] torch 2.13.0 (CPU), build tools, mmengine 0.10.7 -> $venv  (log: $log)"
+pip_install "torch==2.13.0" wheel ninja "numpy<2.3" opencv-python-headless pycocotools "mmengine==0.10.7" \
+  matplotlib tensorboard pytest
+if ! "$venv/bin/python" -c "import mmcv.ops" >/dev/null 2>&1; then
   echo "[setup] mmcv 2.1.0 with ops (built from source the first time: ~10 min on 2 cores; cached afterwards)"
-  # mmcv's setup.py needs an older setuptools than torch declares; build with it, then restore a torch-compatible
-  # one that still has pkg_resources (mmengine 0.10.7 imports it at run time).
-  $pip install -q "setuptools<70" 2>&1 | grep -v "requires setuptools" || true
-  MMCV_WITH_OPS=1 FORCE_CUDA=0 MAX_JOBS="$(nproc)" $pip install -q --no-build-isolation "mmcv==2.1.0"
+  # mmcv's setup.py wants an older setuptools than torch declares (pip reports that conflict; it is harmless
+  # for the build). torch's range is restored right after; mmengine 0.10.7 needs pkg_resources (< 82).
+  pip_install "setuptools<70"
+  MMCV_WITH_OPS=1 FORCE_CUDA=0 MAX_JOBS="$(nproc)" pip_install --no-build-isolation "mmcv==2.1.0"
 fi
-$pip install -q "setuptools>=77.0.3,<82"
+pip_install "setuptools>=77.0.3,<82"
 echo "[setup] mmdet 3.3.0 and rebnn_det (editable)"
-$pip install -q "mmdet==3.3.0"
-$pip install -q --no-build-isolation --no-deps -e "$here"
-"$venv/bin/python" -c "import mmcv.ops, mmdet, rebnn_det" 
+pip_install "mmdet==3.3.0"
+pip_install --no-build-isolation --no-deps -e "$here"
+"$venv/bin/python" -c "import mmcv.ops, mmdet, rebnn_det" 2>>"$log" || { echo "[setup] import check failed (see $log)" >&2; exit 1; }
 touch "$stamp"
-echo "[setup] done: $venv"
+echo "[setup] ready: $venv"

@@ -57,6 +57,13 @@ class ReBNNConv(nn.Conv2d):
         super().reset_parameters()
         self.reset_alpha()
 
+    def init_weights(self) -> None:
+        """mmengine/mmcv initialisation hook: keep ``alpha`` consistent with weights initialised elsewhere.
+
+        Its presence also tells mmcv's ``ConvModule`` not to re-initialise this conv behind alpha's back.
+        """
+        self.reset_alpha()
+
     @torch.no_grad()
     def reset_alpha(self) -> None:
         """Set ``alpha`` to the channel mean ``|w|`` of the current latent weights (no-op without alpha)."""

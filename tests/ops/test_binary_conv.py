@@ -128,3 +128,15 @@ def test_named_binary_convs_filters_by_binarizer():
                               torch.nn.Conv2d(1, 1, 1))
     assert [n for n, _ in named_binary_convs(net)] == ['0', '1']
     assert [n for n, _ in named_binary_convs(net, 'xnor')] == ['1']
+
+
+def test_usable_through_mmcv_build_conv_layer_and_conv_module():
+    from mmcv.cnn import ConvModule, build_conv_layer
+    conv = build_conv_layer(dict(type='ReBNNConv', weight_binarizer='xnor'), 4, 8, 3, padding=1)
+    assert isinstance(conv, ReBNNConv) and conv.weight_binarizer == 'xnor'
+    torch.manual_seed(0)
+    block = ConvModule(4, 8, 3, padding=1, conv_cfg=dict(type='ReBNNConv'), norm_cfg=dict(type='BN'))
+    assert isinstance(block.conv, ReBNNConv) and block.conv.bias is None
+    block.init_weights()
+    assert torch.allclose(block.conv.alpha, block.conv.weight.abs().mean((1, 2, 3)))
+    assert block(torch.randn(2, 4, 5, 5)).shape == (2, 8, 5, 5)
