@@ -42,5 +42,6 @@ param_scheduler = [
     dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0, end=100),
     dict(type='MultiStepLR', begin=0, end=max_epochs, by_epoch=True, milestones=[6], gamma=0.1)
 ]
-custom_hooks = [dict(type='ReBNNHook', gamma='adaptive', log_per_layer=True)]
+custom_hooks = [dict(type='ReBNNHook', gamma='adaptive')]
+randomness = dict(seed=0)  # the same initialisation and data order on every run
 default_hooks = dict(logger=dict(interval=25), checkpoint=dict(interval=max_epochs, max_keep_ckpts=1))

@@ -83,6 +83,7 @@ class ReBNNRegularizer:
                 prev_sign=w >= 0,
                 flip_count=torch.zeros_like(w, dtype=torch.int16))
         self.window_steps = 0
+        self.window_gamma_sum = 0.0
         self.last_stats: Optional[Dict[str, Tensor]] = None  # per layer: flip, gamma, loss_r (one step)
         self._skip_step = False
         self._loss_r: Dict[str, Tensor] = {}
@@ -190,6 +191,7 @@ class ReBNNRegularizer:
         self.window_steps += 1
         self.last_stats = dict(zip(self.layers, torch.stack(
             [torch.stack(flips), torch.stack(gammas), torch.stack(losses)], 1).cpu()))
+        self.window_gamma_sum += self.summarize_last_step()['gamma']
 
     # ---- statistics ------------------------------------------------------------------------------------------
     def summarize_last_step(self) -> Dict[str, float]:
@@ -205,29 +207,32 @@ class ReBNNRegularizer:
     @torch.no_grad()
     def pop_window(self) -> Dict[str, float]:
         """Oscillation over the steps since the last call, then reset the window:
-        ``flip_ratio`` (mean fraction of weights flipped per step), ``flipped`` (fraction flipped at least once)
-        and ``oscillated`` (fraction flipped at least twice, i.e. went back and forth)."""
+        ``flip_ratio`` (mean fraction of weights flipped per step), ``flipped`` (fraction flipped at least once),
+        ``oscillated`` (fraction flipped at least twice, i.e. went back and forth) and ``gamma`` (the per-step
+        ``summarize_last_step()['gamma']`` averaged over the window)."""
         total = sum(self.state[n]['flip_count'].numel() for n in self.layers)
         counts = [self.state[n]['flip_count'] for n in self.layers]
         steps = max(1, self.window_steps)
         out = dict(flip_ratio=sum(float(c.sum()) for c in counts) / total / steps,
                    flipped=sum(float((c >= 1).sum()) for c in counts) / total,
                    oscillated=sum(float((c >= 2).sum()) for c in counts) / total,
-                   steps=self.window_steps)
+                   gamma=self.window_gamma_sum / steps, steps=self.window_steps)
         for c in counts:
             c.zero_()
-        self.window_steps = 0
+        self.window_steps, self.window_gamma_sum = 0, 0.0
         return out
 
     # ---- checkpointing ---------------------------------------------------------------------------------------
     def state_dict(self) -> dict:
-        return dict(num_steps=self.num_steps, window_steps=self.window_steps, gamma_mode=self.gamma_mode,
+        return dict(num_steps=self.num_steps, window_steps=self.window_steps, window_gamma_sum=self.window_gamma_sum,
+                    gamma_mode=self.gamma_mode,
                     layers={n: {k: v.detach().cpu().clone() for k, v in st.items()} for n, st in self.state.items()})
 
     def load_state_dict(self, state: dict) -> List[str]:
         """Restore a :meth:`state_dict`; returns the names of layers whose state was missing or mismatched."""
         self.num_steps = int(state.get('num_steps', 0))
         self.window_steps = int(state.get('window_steps', 0))
+        self.window_gamma_sum = float(state.get('window_gamma_sum', 0.0))
         skipped = []
         for name, st in self.state.items():
             saved = state.get('layers', {}).get(name)

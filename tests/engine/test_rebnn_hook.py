@@ -100,6 +100,14 @@ def test_resume_continues_identically(tmp_path):
         assert torch.allclose(v.float(), h2.state['conv'][k].float()), k
 
 
+def test_load_from_without_resume_starts_a_fresh_history(tmp_path):
+    make_runner(tmp_path / 'a', 2).train()
+    finetune = make_runner(tmp_path / 'b', 1, load_from=osp.join(tmp_path, 'a', 'iter_2.pth'))
+    finetune.train()
+    reg = next(h for h in finetune.hooks if isinstance(h, ReBNNHook)).regularizer
+    assert reg.num_steps == 1
+
+
 def test_hook_without_binary_layers_is_a_clear_error(tmp_path):
     runner = make_runner(tmp_path, 1, binary=False)
     with pytest.raises(RuntimeError, match='ReBNNHook found no binary-weight ReBNNConv'):

@@ -210,8 +210,11 @@ def test_statistics_and_oscillation_window():
         layer.weight.view(2, 4)[0, 1] = -0.05
     reg.before_step()
     reg.after_step()
+    gamma_means = [gamma]  # step 1's model-wide mean gamma (one layer)
+    gamma_means.append(reg.state['conv']['gamma'].mean().item())
     window = reg.pop_window()
-    assert window == dict(flip_ratio=pytest.approx(2 / 8 / 2), flipped=1 / 8, oscillated=1 / 8, steps=2)
+    assert window == dict(flip_ratio=pytest.approx(2 / 8 / 2), flipped=1 / 8, oscillated=1 / 8, steps=2,
+                          gamma=pytest.approx(sum(gamma_means) / 2))
     assert reg.pop_window()['flipped'] == 0.0
 
 

@@ -120,11 +120,11 @@ class ReBNNHook(Hook):
     def _log_window(self, runner, label: str, step: int) -> None:
         window = self.regularizer.pop_window()
         # straight to the vis backends: the window can close after the last logged iteration of the run
-        runner.visualizer.add_scalars({f'rebnn_osc_{k}': window[k] for k in ('flip_ratio', 'flipped', 'oscillated')},
-                                      step=step)
+        runner.visualizer.add_scalars(
+            {f'rebnn_osc_{k}': window[k] for k in ('flip_ratio', 'flipped', 'oscillated', 'gamma')}, step=step)
         runner.logger.info(f'ReBNN oscillation over {label} ({window["steps"]} steps): mean flip ratio/step '
                            f'{window["flip_ratio"]:.3e}, flipped >=1x {window["flipped"]:.2%}, '
-                           f'oscillated (>=2 flips) {window["oscillated"]:.2%}')
+                           f'oscillated (>=2 flips) {window["oscillated"]:.2%}, mean gamma {window["gamma"]:.3e}')
 
     def after_train(self, runner) -> None:
         if self.regularizer is not None:
@@ -136,7 +136,9 @@ class ReBNNHook(Hook):
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
         state = checkpoint.get('rebnn_hook')
-        if state is None:
+        # Only --resume continues the gamma/sign history; load_from (fine-tuning, stage 2) starts it afresh.
+        # mmengine calls this hook for both and exposes the difference only as Runner._resume.
+        if state is None or not getattr(runner, '_resume', True):
             return
         if self.regularizer is None:
             self._loaded_state = state  # applied in before_train, once the layers are known
