@@ -3,8 +3,8 @@
     python bench/bench_binarizers.py [--work-root work_dirs/bench_binarizers] [--only NAME ...]
         [--cfg-options k=v ...]   # applied to every run, e.g. train_cfg.max_epochs=2 for a smoke run
 
-Each row is one `tools/train.py` run of a config in configs/shapes/ (a subprocess, so runs don't share state);
-numbers are read back from its work dir: COCO bbox mAP / mAP50 on the val split, the flip ratio of the last
+Each row is one `tools/train.py` run of a config in configs/shapes/ (a subprocess, so runs don't share state;
+two for the two-stage row); numbers are read back from its (last) work dir: COCO bbox mAP / mAP50 on the val split, the flip ratio of the last
 epoch (mean fraction of latent weights whose sign flipped per step, from ReBNNHook's oscillation window), the
 share of weights that oscillated (>= 2 flips) in that epoch, and the median logged step time.
 """
@@ -20,12 +20,19 @@ import time
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 SHAPES = osp.join(ROOT, 'configs', 'shapes')
+# name -> stages (config, extra cfg-options); '{prev}' is the previous stage's work dir.
 RUNS = {
-    'real-valued': ('real_faster_rcnn_shapes.py', []),
-    'XNOR-style': ('xnor_faster_rcnn_shapes.py', []),
-    'ReBNN gamma=0': ('rebnn_faster_rcnn_shapes.py', ['custom_hooks.0.gamma=0']),
-    'ReBNN gamma=1e-4': ('rebnn_faster_rcnn_shapes.py', ['custom_hooks.0.gamma=0.0001']),
-    'ReBNN adaptive': ('rebnn_faster_rcnn_shapes.py', []),
+    'real-valued': [('real_faster_rcnn_shapes.py', [])],
+    'XNOR-style': [('xnor_faster_rcnn_shapes.py', [])],
+    'ReBNN gamma=0': [('rebnn_faster_rcnn_shapes.py', ['custom_hooks.0.gamma=0'])],
+    'ReBNN gamma=1e-4': [('rebnn_faster_rcnn_shapes.py', ['custom_hooks.0.gamma=0.0001'])],
+    'ReBNN adaptive': [('rebnn_faster_rcnn_shapes.py', [])],
+}
+# not run by default (--only NAME): the low end of the authors' constant grid, and the two-stage recipe
+EXTRA_RUNS = {
+    'ReBNN gamma=1e-5': [('rebnn_faster_rcnn_shapes.py', ['custom_hooks.0.gamma=0.00001'])],
+    'ReBNN adaptive, two-stage 4+4 ep': [('rebnn_faster_rcnn_shapes_stage1_w32a1.py', []),
+                                         ('rebnn_faster_rcnn_shapes_stage2_w1a1.py', ['load_from={prev}/epoch_4.pth'])],
 }
 
 
@@ -45,22 +52,24 @@ def read_run(work_dir: str) -> dict:
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--work-root', default=osp.join(ROOT, 'work_dirs', 'bench_binarizers'))
-    parser.add_argument('--only', nargs='+', choices=list(RUNS))
+    parser.add_argument('--only', nargs='+', choices=list(RUNS) + list(EXTRA_RUNS))
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--cfg-options', nargs='+', default=[])
     args = parser.parse_args()
     rows = {}
     for name in args.only or RUNS:
-        config, opts = RUNS[name]
-        work_dir = osp.join(args.work_root, name.replace(' ', '_').replace('=', ''))
-        cmd = [sys.executable, osp.join(ROOT, 'tools', 'train.py'), osp.join(SHAPES, config), '--work-dir', work_dir,
-               '--cfg-options', f'randomness.seed={args.seed}', *opts, *args.cfg_options]
-        start = time.time()
-        print(f'[bench] {name}: {" ".join(cmd[1:])}', flush=True)
-        os.makedirs(work_dir, exist_ok=True)
-        with open(work_dir + '.out', 'w') as log:  # the run's full console output
-            subprocess.run(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, check=True)
-        rows[name] = dict(read_run(work_dir), minutes=(time.time() - start) / 60)
+        start, prev = time.time(), None
+        for i, (config, opts) in enumerate({**RUNS, **EXTRA_RUNS}[name]):
+            work_dir = osp.join(args.work_root, name.replace(' ', '_').replace('=', '').replace(',', '') + f'.{i}')
+            cmd = [sys.executable, osp.join(ROOT, 'tools', 'train.py'), osp.join(SHAPES, config), '--work-dir',
+                   work_dir, '--cfg-options', f'randomness.seed={args.seed}',
+                   *[o.format(prev=prev) for o in opts], *args.cfg_options]
+            print(f'[bench] {name}: {" ".join(cmd[1:])}', flush=True)
+            os.makedirs(work_dir, exist_ok=True)
+            with open(work_dir + '.out', 'w') as log:  # the run's full console output
+                subprocess.run(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, check=True)
+            prev = work_dir
+        rows[name] = dict(read_run(prev), minutes=(time.time() - start) / 60)
         print(f'[bench] {name}: {rows[name]}', flush=True)
     fmt = lambda v, f: '-' if v is None else format(v, f)  # noqa: E731
     print('\n| run | bbox mAP | mAP50 | late flip ratio/step | late oscillated | median s/step | minutes |')

@@ -48,7 +48,7 @@ def plot_oscillation(work_dir: str, out_file: str = None) -> str:
     fig, axes = plt.subplots(1, 2, figsize=(13, 4.5))
     cmap = plt.get_cmap('viridis')
     for ax, series, key, title in ((axes[0], flips, 'rebnn_flip', 'sign-flip ratio per step'),
-                                   (axes[1], gammas, 'rebnn_gamma', 'balanced parameter gamma (mean)')):
+                                   (axes[1], gammas, 'rebnn_gamma', 'balanced parameter gamma (channel mean)')):
         names = sorted(series)
         for i, name in enumerate(names):
             xs, ys = zip(*series[name])
@@ -58,7 +58,7 @@ def plot_oscillation(work_dir: str, out_file: str = None) -> str:
             ax.plot(xs, ys, color='crimson', lw=2.2, label='model-wide')
             ax.legend(loc='upper right')
         ax.set_xlabel('iteration')
-        ax.set_title(f'{title} ({len(names)} binary layers, dark = early layers)')
+        ax.set_title(f'{title}, {len(names)} layers (dark = early)')
         ax.set_yscale('symlog', linthresh=1e-6)
         ax.grid(alpha=0.3)
     fig.suptitle(f'ReBNN weight oscillation: {osp.basename(osp.abspath(work_dir))}')
