@@ -30,7 +30,7 @@ def run_demo(work_dir: str, config: str = DEMO_CONFIG, cfg_options: Optional[dic
     result = dict(metrics=metrics, checkpoint=checkpoint,
                   log=glob.glob(osp.join(runner.log_dir, '*.log'))[0],
                   scalars=osp.join(runner.log_dir, 'vis_data', 'scalars.json'),
-                  plot=plot_oscillation(work_dir), minutes=(time.time() - start) / 60)
+                  plot=osp.abspath(plot_oscillation(work_dir)), minutes=(time.time() - start) / 60)
     return result
 
 
