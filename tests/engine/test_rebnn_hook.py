@@ -19,7 +19,10 @@ class TinyBinaryNet(BaseModel):
     def __init__(self, binary=True):
         super().__init__()
         torch.manual_seed(0)
-        self.conv = ReBNNConv(3, 4, 3, padding=1) if binary else nn.Conv2d(3, 4, 3, padding=1)
+        if binary:
+            self.conv = ReBNNConv(3, 4, 3, padding=1, weight_binarizer='rebnn' if binary is True else binary)
+        else:
+            self.conv = nn.Conv2d(3, 4, 3, padding=1)
         self.head = nn.Linear(4, 2)
 
     def forward(self, inputs, targets=None, mode='tensor'):
@@ -43,13 +46,13 @@ class ToyData(torch.utils.data.Dataset):
         return dict(inputs=self.x[i], targets=self.y[i])
 
 
-def make_runner(work_dir, max_iters, binary=True, resume=False, load_from=None, hook=None, **kw):
+def make_runner(work_dir, max_iters, binary=True, resume=False, load_from=None, hook=None, lr=0.5, **kw):
     return Runner(
         model=TinyBinaryNet(binary), work_dir=str(work_dir),
         train_dataloader=dict(dataset=ToyData(), batch_size=4, num_workers=0,
                               sampler=dict(type='DefaultSampler', shuffle=False),
                               collate_fn=dict(type='default_collate')),
-        optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.5, momentum=0.9)),
+        optim_wrapper=dict(optimizer=dict(type='SGD', lr=lr, momentum=0.9)),
         train_cfg=dict(by_epoch=False, max_iters=max_iters),
         custom_hooks=[hook or dict(type='ReBNNHook', gamma='adaptive', oscillation_interval=2)],
         default_hooks=dict(logger=dict(type='LoggerHook', interval=1),
@@ -112,6 +115,19 @@ def test_hook_without_binary_layers_is_a_clear_error(tmp_path):
     runner = make_runner(tmp_path, 1, binary=False)
     with pytest.raises(RuntimeError, match='ReBNNHook found no binary-weight ReBNNConv'):
         runner.train()
+
+
+def test_xnor_model_gets_statistics_only(tmp_path):
+    runner = make_runner(tmp_path / 'a', 2, binary='xnor')
+    with pytest.raises(ValueError, match="gamma != 0 needs layers with weight_binarizer='rebnn'"):
+        runner.train()
+    runner = make_runner(tmp_path / 'b', 4, binary='xnor', hook=dict(type='ReBNNHook', gamma=0), lr=20)
+    runner.train()
+    reg = next(h for h in runner.hooks if isinstance(h, ReBNNHook)).regularizer
+    assert reg.rebnn_layers == [] and reg.num_steps == 4
+    flips = runner.message_hub.get_scalar('train/rebnn_flip').data[0][-4:]  # this run's 4 steps
+    assert flips.max() > 0  # a large lr flips some signs
+    assert runner.message_hub.get_scalar('train/rebnn_loss_r').current() == 0
 
 
 def test_hook_argument_errors():
