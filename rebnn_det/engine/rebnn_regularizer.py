@@ -85,6 +85,7 @@ class ReBNNRegularizer:
         self.window_steps = 0
         self.window_gamma_sum = 0.0
         self.last_stats: Optional[Dict[str, Tensor]] = None  # per layer: flip, gamma, loss_r (one step)
+        self.last_summary: Dict[str, float] = {}  # summarize_last_step() of the last step
         self._skip_step = False
         self._loss_r: Dict[str, Tensor] = {}
         self._handles: List = []
@@ -191,7 +192,8 @@ class ReBNNRegularizer:
         self.window_steps += 1
         self.last_stats = dict(zip(self.layers, torch.stack(
             [torch.stack(flips), torch.stack(gammas), torch.stack(losses)], 1).cpu()))
-        self.window_gamma_sum += self.summarize_last_step()['gamma']
+        self.last_summary = self.summarize_last_step()
+        self.window_gamma_sum += self.last_summary['gamma']
 
     # ---- statistics ------------------------------------------------------------------------------------------
     def summarize_last_step(self) -> Dict[str, float]:

@@ -88,8 +88,7 @@ class ReBNNHook(Hook):
             reg.discard_weight_hat_grads()  # also when AMP skipped the update
         if reg.last_stats is not None and reg.num_steps != self._logged_step:
             self._logged_step = reg.num_steps
-            summary = reg.summarize_last_step()
-            for key, value in summary.items():
+            for key, value in reg.last_summary.items():
                 runner.message_hub.update_scalar(f'train/rebnn_{key}', value)
             if self.log_per_layer:
                 stats = torch.stack(list(reg.last_stats.values()))
