@@ -11,9 +11,15 @@ WEIGHT_BINARIZERS = ('rebnn', 'xnor', 'none')
 ACT_BINARIZERS = ('rsign', 'approxsign', 'none')
 
 
+def sign_bit(x: Tensor) -> Tensor:
+    """The sign convention, once: ``True`` where ``sign(x) = -1`` (``x < 0``), ``False`` where ``sign(x) = +1``
+    (``x >= 0``, so ``sign(0) = +1``). Training (:func:`hard_sign`) and the packed 1-bit format (bit 1 = -1) use it."""
+    return x < 0
+
+
 def hard_sign(x: Tensor) -> Tensor:
     """sign(x) with sign(0) = +1; no gradient (use :func:`approx_sign` or :func:`sign_ste` for training)."""
-    return torch.where(x < 0, -torch.ones_like(x), torch.ones_like(x))
+    return torch.where(sign_bit(x), -torch.ones_like(x), torch.ones_like(x))
 
 
 class _ApproxSign(torch.autograd.Function):

@@ -1,0 +1,8 @@
+"""Inference side of rebnn_det: the packed 1-bit format, export/load of detectors, the packed binary conv that
+runs XNOR-popcount kernels, and the model summary (bits, memory, BOPs/FLOPs). No training code (never imports
+:mod:`rebnn_det.engine`)."""
+from .packing import (WORD_BITS, num_words, pack_activations, pack_conv_weight, pack_signs_last,
+                      unpack_conv_weight, unpack_signs_last)
+
+__all__ = ['WORD_BITS', 'num_words', 'pack_activations', 'pack_conv_weight', 'pack_signs_last',
+           'unpack_conv_weight', 'unpack_signs_last']
