@@ -2,14 +2,17 @@
 import glob
 import json
 import os.path as osp
+import warnings
 from collections import defaultdict
 from typing import Dict, List, Tuple
 
 Series = Dict[str, List[Tuple[int, float]]]
+Points = Dict[str, Dict[int, float]]  # name -> {iteration: value}
 
 
 def find_scalar_logs(work_dir: str) -> List[str]:
-    """``WORK_DIR/<timestamp>/vis_data/scalars.json`` of every run in the work dir, oldest first."""
+    """``WORK_DIR/<timestamp>/vis_data/scalars.json`` of every run in the work dir, oldest first (mmengine's
+    ``%Y%m%d_%H%M%S`` timestamps sort chronologically)."""
     paths = sorted(glob.glob(osp.join(work_dir, '*', 'vis_data', 'scalars.json')))
     if not paths:
         raise FileNotFoundError(f'no {osp.join(work_dir, "<timestamp>", "vis_data", "scalars.json")} found: '
@@ -17,25 +20,63 @@ def find_scalar_logs(work_dir: str) -> List[str]:
     return paths
 
 
+def _read_records(path: str) -> List[dict]:
+    """The json lines of one scalars.json; a cut-off last line (a run killed while logging) is skipped with a
+    warning, a bad line elsewhere is an error naming the file and line."""
+    with open(path) as f:
+        lines = f.read().split('\n')
+    records = []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError as e:
+            if any(rest.strip() for rest in lines[number:]):
+                raise ValueError(f'{path}:{number} is not a json line ({e})') from e
+            warnings.warn(f'{path}:{number}: skipped the cut-off last line (was the run killed while logging?)')
+    return records
+
+
+def _series_of_run(records: List[dict]) -> Tuple[Points, Points, Points]:
+    flips, gammas, overall = defaultdict(dict), defaultdict(dict), defaultdict(dict)
+    for rec in records:
+        step = rec.get('iter', rec.get('step'))
+        for key, value in rec.items():
+            if key.startswith('rebnn/') and key.endswith('/flip'):
+                flips[key[len('rebnn/'):-len('/flip')]][step] = value
+            elif key.startswith('rebnn/') and key.endswith('/gamma'):
+                gammas[key[len('rebnn/'):-len('/gamma')]][step] = value
+            elif key in ('rebnn_flip', 'rebnn_gamma', 'rebnn_osc_flip_ratio', 'rebnn_osc_oscillated'):
+                overall[key][step] = value
+    return flips, gammas, overall
+
+
+def _supersede(merged: Points, run: Points) -> None:
+    """A later run replaces, per series, everything earlier runs logged from its first iteration on: a resumed
+    (or restarted) run continues the trajectory from there, and what the earlier run logged after that point
+    belongs to the abandoned continuation."""
+    for name, points in run.items():
+        first = min(points)
+        kept = {step: v for step, v in merged.get(name, {}).items() if step < first}
+        kept.update(points)
+        merged[name] = kept
+
+
 def read_oscillation_series(work_dir: str) -> Tuple[Series, Series, Series]:
-    """(per-layer flip ratio, per-layer gamma, model-wide series) as ``name -> [(iteration, value)]``."""
-    flips, gammas, overall = defaultdict(list), defaultdict(list), defaultdict(list)
+    """(per-layer flip ratio, per-layer gamma, model-wide series) as ``name -> [(iteration, value)]``, sorted by
+    iteration, each iteration once: where runs of the work dir overlap (``--resume``, or a restart in the same
+    work dir) the later run wins from its first logged iteration on (see :func:`_supersede`)."""
+    merged: Tuple[Points, Points, Points] = ({}, {}, {})
     for path in find_scalar_logs(work_dir):
-        with open(path) as f:
-            for line in f:
-                rec = json.loads(line)
-                step = rec.get('iter', rec.get('step'))
-                for key, value in rec.items():
-                    if key.startswith('rebnn/') and key.endswith('/flip'):
-                        flips[key[len('rebnn/'):-len('/flip')]].append((step, value))
-                    elif key.startswith('rebnn/') and key.endswith('/gamma'):
-                        gammas[key[len('rebnn/'):-len('/gamma')]].append((step, value))
-                    elif key in ('rebnn_flip', 'rebnn_gamma', 'rebnn_osc_flip_ratio', 'rebnn_osc_oscillated'):
-                        overall[key].append((step, value))
+        for into, run in zip(merged, _series_of_run(_read_records(path))):
+            _supersede(into, run)
+    flips, gammas, overall = ({name: sorted(points.items()) for name, points in series.items()}
+                              for series in merged)
     if not flips and not overall:
         raise ValueError(f'{work_dir} has no ReBNN statistics: add custom_hooks=[dict(type="ReBNNHook")] to the '
                          'config (gamma=0 for statistics only)')
-    return dict(flips), dict(gammas), dict(overall)
+    return flips, gammas, overall
 
 
 def plot_oscillation(work_dir: str, out_file: str = None) -> str:
