@@ -6,12 +6,22 @@ own ``CocoDataset``/``CocoMetric``, exactly as a real COCO directory would be::
 
     root/annotations/instances_{train,val}.json
     root/{train,val}/000000.jpg ...
+
+Safe to start concurrently (DDP ranks, two experiments on one data root): :func:`ensure_shapes_split` lets one
+process generate under an exclusive lock on ``root/.shapes_{split}.lock`` while the others wait, and every file
+is written under a unique temporary name and moved into place with ``os.replace``, so no reader ever meets a
+half-written file. The annotation json records the generator settings and is written last; a missing,
+unreadable (e.g. truncated) or stale json, or one whose images are missing, makes the split be regenerated.
 """
+import contextlib
 import json
 import math
 import os
 import os.path as osp
-from typing import Dict, List, Sequence, Tuple
+import time
+import uuid
+import warnings
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
@@ -139,15 +149,44 @@ def _annotation(obj: dict, ann_id: int, image_id: int) -> dict:
                 bbox=[float(x0), float(y0), float(x1 - x0), float(y1 - y0)], segmentation=segm)
 
 
+def _settings(num_images: int, img_size: int, max_objects: int, seed: int, classes: Sequence[str]) -> dict:
+    """What the annotation json records about how it was made (checked by :func:`ensure_shapes_split`)."""
+    return dict(version=VERSION, seed=seed, num_images=num_images, img_size=img_size, max_objects=max_objects,
+                classes=list(classes))
+
+
+def _atomic_write(path: str, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a unique temporary file in the same directory and ``os.replace``: a
+    reader sees the old file or the complete new one, and concurrent writers never share a temporary file."""
+    tmp = osp.join(osp.dirname(path), f'.{osp.basename(path)}.{os.getpid()}.{uuid.uuid4().hex[:12]}.tmp')
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # unique name; mode as umask allows
+    try:
+        with os.fdopen(fd, 'wb') as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.remove(tmp)
+        raise
+
+
 def generate_shapes_split(root: str, split: str, num_images: int, img_size: int = 128, max_objects: int = 4,
                           seed: int = 0, classes: Sequence[str] = tuple(SHAPE_CLASSES)) -> str:
-    """Write ``num_images`` images and ``annotations/instances_{split}.json``; returns the json path."""
+    """Write ``num_images`` images and ``annotations/instances_{split}.json``; returns the json path.
+
+    The json (with the settings in ``info``) is removed first and written last, so it exists only while every
+    image it lists is complete. Not locked: concurrent callers should use :func:`ensure_shapes_split`."""
     from mmengine.utils import ProgressBar
     unknown = [c for c in classes if c not in SHAPE_CLASSES]
     if unknown:
         raise ValueError(f'unknown shape classes {unknown}; allowed: {list(SHAPE_CLASSES)}')
     os.makedirs(osp.join(root, split), exist_ok=True)
     os.makedirs(osp.join(root, 'annotations'), exist_ok=True)
+    path = osp.join(root, 'annotations', f'instances_{split}.json')
+    with contextlib.suppress(FileNotFoundError):
+        os.remove(path)  # an old json must not outlive the images it described
     rng = np.random.default_rng([seed, {'train': 0, 'val': 1, 'test': 2}.get(split, 3)])
     images: List[dict] = []
     anns: List[dict] = []
@@ -156,17 +195,112 @@ def generate_shapes_split(root: str, split: str, num_images: int, img_size: int 
     for i in range(num_images):
         img, objects = _render_image(rng, img_size, max_objects, classes)
         file_name = f'{split}/{i:06d}.jpg'
-        cv2.imwrite(osp.join(root, file_name), img, [cv2.IMWRITE_JPEG_QUALITY, 95])
+        ok, jpg = cv2.imencode('.jpg', img, [cv2.IMWRITE_JPEG_QUALITY, 95])
+        if not ok:
+            raise RuntimeError(f'OpenCV could not encode {file_name} as JPEG')
+        _atomic_write(osp.join(root, file_name), jpg.tobytes())
         images.append(dict(id=i, file_name=file_name, height=img_size, width=img_size))
         anns += [_annotation(o, len(anns) + 1 + k, i) for k, o in enumerate(objects)]
         bar.update()
     print(flush=True)
-    coco = dict(info=dict(description='rebnn_det embedded shapes', version=VERSION, seed=seed),
-                images=images, annotations=anns,
+    info = dict(description='rebnn_det embedded shapes', **_settings(num_images, img_size, max_objects, seed,
+                                                                       classes))
+    coco = dict(info=info, images=images, annotations=anns,
                 categories=[dict(id=k + 1, name=c, supercategory='shape') for k, c in enumerate(classes)])
-    path = osp.join(root, 'annotations', f'instances_{split}.json')
-    tmp = path + '.tmp'
-    with open(tmp, 'w') as f:
-        json.dump(coco, f)
-    os.replace(tmp, path)  # the json appears only once every image is written
+    _atomic_write(path, json.dumps(coco).encode())  # the json appears only once every image is written
     return path
+
+
+def _why_regenerate(root: str, ann: str, wanted: dict) -> Optional[str]:
+    """``None`` when ``ann`` is a complete split made with ``wanted`` settings, else the reason it is not."""
+    try:
+        with open(ann, 'rb') as f:
+            coco = json.loads(f.read())
+        info = coco['info']
+        file_names = [img['file_name'] for img in coco['images']]
+    except FileNotFoundError:
+        return 'not generated yet'
+    except (ValueError, KeyError, TypeError, OSError) as e:  # JSONDecodeError is a ValueError
+        return f'unreadable ({type(e).__name__}: {e})'
+    recorded = {k: info.get(k) for k in wanted} if isinstance(info, dict) else None
+    if recorded != wanted:
+        return f'made with other settings ({recorded}, wanted {wanted})'
+    if len(file_names) != wanted['num_images']:
+        return f'lists {len(file_names)} images, wanted {wanted["num_images"]}'
+    missing = [n for n in file_names if not osp.isfile(osp.join(root, n))]
+    if missing:
+        return f'{len(missing)} of its images are missing (first: {osp.join(root, missing[0])})'
+    return None
+
+
+@contextlib.contextmanager
+def exclusive_lock(path: str) -> Iterator[None]:
+    """Hold an exclusive advisory lock on the file ``path`` (created if needed, never removed): ``fcntl.flock``
+    on Linux/macOS, ``msvcrt.locking`` on Windows. The OS drops it when the holder dies, so a killed generator
+    never blocks the next run. Where no lock is available a warning says that concurrent starts are unsafe."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        try:
+            import fcntl
+        except ImportError:
+            fcntl = None
+        if fcntl is not None:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            except OSError as e:  # e.g. a network file system without lock support
+                warnings.warn(f'cannot lock {path} ({e}): do not start several runs on this data root at once')
+            yield
+            return
+        try:
+            import msvcrt
+        except ImportError:
+            msvcrt = None
+        if msvcrt is None:
+            warnings.warn(f'no file locking on this platform: do not start several runs on {osp.dirname(path)} '
+                          'at once')
+            yield
+            return
+        while True:
+            try:
+                msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+                break
+            except OSError:
+                time.sleep(0.1)
+        try:
+            yield
+        finally:
+            os.lseek(fd, 0, os.SEEK_SET)
+            msvcrt.locking(fd, msvcrt.LK_UNLCK, 1)
+    finally:
+        os.close(fd)  # closing the descriptor also releases a flock
+
+
+def ensure_shapes_split(data_root: str, split: str, num_images: int, img_size: int, seed: int,
+                        max_objects: int = 4, classes: Sequence[str] = tuple(SHAPE_CLASSES)) -> str:
+    """Return ``data_root/annotations/instances_{split}.json``, generating the split first when it is missing,
+    unreadable, made with other settings or missing images.
+
+    Safe for concurrent callers (DDP ranks, several experiments): the one that takes the lock on
+    ``data_root/.shapes_{split}.lock`` generates, the others wait for it and then find the split complete."""
+    ann = osp.join(data_root, 'annotations', f'instances_{split}.json')
+    wanted = _settings(num_images, img_size, max_objects, seed, classes)
+    if _why_regenerate(data_root, ann, wanted) is None:
+        return ann
+    os.makedirs(data_root, exist_ok=True)
+    with exclusive_lock(osp.join(data_root, f'.shapes_{split}.lock')):
+        reason = _why_regenerate(data_root, ann, wanted)  # another process may have generated it meanwhile
+        if reason is not None:
+            print(f'[rebnn_det] {ann}: {reason}; generating it', flush=True)
+            _remove_stale_temporaries(data_root, split)
+            generate_shapes_split(data_root, split, num_images, img_size, max_objects, seed, classes)
+    return ann
+
+
+def _remove_stale_temporaries(root: str, split: str) -> None:
+    """Temporary files left by a killed writer (only called under the split's lock: no live writer owns any)."""
+    for folder, stem in ((osp.join(root, 'annotations'), f'.instances_{split}.json.'), (osp.join(root, split), '.')):
+        if osp.isdir(folder):
+            for name in os.listdir(folder):
+                if (name.startswith(stem) or name == f'instances_{split}.json.tmp') and name.endswith('.tmp'):
+                    with contextlib.suppress(OSError):
+                        os.remove(osp.join(folder, name))
