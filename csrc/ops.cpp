@@ -1,0 +1,203 @@
+// The torch-facing operators of rebnn_det._C: argument checks, output allocation, threading (at::parallel_for)
+// and the Python binding. The arithmetic lives in packing.cpp / binary_conv.cpp (see rebnn_kernels.h).
+#include <ATen/Parallel.h>
+#include <torch/extension.h>
+
+#include <string>
+#include <vector>
+
+#include "rebnn_kernels.h"
+
+namespace rebnn {
+namespace {
+
+Isa parse_isa(const std::string& name) {
+  Isa isa;
+  if (name.empty() || name == "auto") return best_isa();
+  if (name == "avx512") isa = Isa::avx512;
+  else if (name == "avx2") isa = Isa::avx2;
+  else if (name == "portable") isa = Isa::portable;
+  else TORCH_CHECK(false, "unknown kernel ISA '", name, "'; allowed: 'auto', 'avx512', 'avx2', 'portable'");
+  TORCH_CHECK(cpu_supports(isa), "this CPU cannot run the '", name, "' kernel path (best available: '",
+              isa_name(best_isa()), "')");
+  return isa;
+}
+
+std::vector<std::string> available_isas() {
+  std::vector<std::string> out;
+  for (Isa isa : {Isa::avx512, Isa::avx2, Isa::portable})
+    if (cpu_supports(isa)) out.emplace_back(isa_name(isa));
+  return out;
+}
+
+int64_t words_for(int64_t channels) { return (channels + 63) / 64; }
+
+void check_float_nchw(const at::Tensor& x, const char* what) {
+  TORCH_CHECK(x.device().is_cpu(), what, " must be a CPU tensor");
+  TORCH_CHECK(x.scalar_type() == at::kFloat, what, " must be float32, got ", x.scalar_type());
+  TORCH_CHECK(x.dim() == 4, what, " must be 4-d [N, C, H, W], got ", x.dim(), " dims");
+}
+
+// sign(x - threshold) packed into [N, H + 2ph, W + 2pw, words] int64 with the pad_value pattern on the border.
+at::Tensor pack_padded(const at::Tensor& x, const c10::optional<at::Tensor>& threshold, int64_t ph, int64_t pw,
+                       double pad_value, const std::string& isa_name_arg) {
+  check_float_nchw(x, "input");
+  TORCH_CHECK(pad_value == 0.0 || pad_value == 1.0 || pad_value == -1.0,
+              "pad_value must be 0, 1 or -1, got ", pad_value);
+  TORCH_CHECK(ph >= 0 && pw >= 0, "padding must be >= 0");
+  const Isa isa = parse_isa(isa_name_arg);
+  const int64_t n = x.size(0), c = x.size(1), h = x.size(2), w = x.size(3), words = words_for(c);
+  at::Tensor thr;
+  if (threshold.has_value()) {
+    thr = threshold->to(at::kFloat).contiguous().reshape({-1});
+    TORCH_CHECK(thr.numel() == c, "threshold has ", thr.numel(), " elements, input has ", c, " channels");
+  }
+  std::vector<uint64_t> pad_word(words, 0);
+  if (pad_value == -1.0)
+    for (int64_t k = 0; k < words; ++k) {
+      const int64_t bits = c - 64 * k >= 64 ? 64 : c - 64 * k;
+      pad_word[k] = bits == 64 ? ~uint64_t{0} : ((uint64_t{1} << bits) - 1);
+    }
+  at::Tensor out = at::empty({n, h + 2 * ph, w + 2 * pw, words}, x.options().dtype(at::kLong));
+  PackArgs a{x.data_ptr<float>(), x.stride(0), x.stride(1), x.stride(2), x.stride(3),
+             thr.defined() ? thr.data_ptr<float>() : nullptr, n, c, h, w, ph, pw, words, pad_word.data(),
+             reinterpret_cast<uint64_t*>(out.data_ptr<int64_t>())};
+  const int64_t rows = n * (h + 2 * ph);
+  at::parallel_for(0, rows, 1, [&](int64_t b, int64_t e) { pack_rows(isa, a, b, e); });
+  return out;
+}
+
+struct Epilogue {
+  at::Tensor scale, shift, residual, act_in, act_slope, act_out;
+};
+
+at::Tensor per_channel(const c10::optional<at::Tensor>& t, int64_t c, const char* what) {
+  if (!t.has_value() || !t->defined()) return at::Tensor();
+  at::Tensor v = t->to(at::kFloat).contiguous().reshape({-1});
+  TORCH_CHECK(v.numel() == c, what, " has ", v.numel(), " elements; expected one per output channel (", c, ")");
+  return v;
+}
+
+// The conv over a packed padded input; writes float (epilogue) or int32 counts, channels-last [N, C_out, Ho, Wo].
+at::Tensor conv_packed(const at::Tensor& packed, int64_t c_in, const at::Tensor& weight,
+                       const c10::optional<at::Tensor>& tap_sum, int64_t c_out, int64_t kh, int64_t kw, int64_t sh,
+                       int64_t sw, int64_t ph, int64_t pw, bool counts_mode, const Epilogue& ep, Isa isa) {
+  TORCH_CHECK(packed.scalar_type() == at::kLong && packed.dim() == 4 && packed.is_contiguous(),
+              "packed input must be a contiguous int64 [N, Hp, Wp, words] tensor");
+  const int64_t n = packed.size(0), hp = packed.size(1), wp = packed.size(2), words = packed.size(3);
+  TORCH_CHECK(words == words_for(c_in), "packed input has ", words, " words per pixel; ", c_in, " channels need ",
+              words_for(c_in));
+  const int64_t h = hp - 2 * ph, w = wp - 2 * pw;
+  TORCH_CHECK(sh >= 1 && sw >= 1 && kh >= 1 && kw >= 1, "kernel size and stride must be >= 1");
+  TORCH_CHECK(hp >= kh && wp >= kw, "kernel ", kh, "x", kw, " larger than the padded input ", hp, "x", wp);
+  const int64_t ho = (hp - kh) / sh + 1, wo = (wp - kw) / sw + 1;
+  const int64_t ob = (c_out + 7) / 8, t_all = kh * kw * words;
+  TORCH_CHECK(weight.scalar_type() == at::kLong && weight.is_contiguous() && weight.dim() == 3 &&
+                  weight.size(0) == ob && weight.size(1) == t_all && weight.size(2) == 8,
+              "kernel weight must be a contiguous int64 [ceil(C_out/8)=", ob, ", kh*kw*words=", t_all,
+              ", 8] tensor, got ", weight.sizes());
+  at::Tensor ts;
+  if (tap_sum.has_value() && tap_sum->defined()) {
+    ts = tap_sum->to(at::kInt).contiguous();
+    TORCH_CHECK(ts.numel() == kh * kw * c_out, "tap_sum must hold [kh*kw, C_out] = ", kh * kw * c_out,
+                " values, got ", ts.numel());
+  }
+  std::vector<int64_t> offsets(t_all);
+  for (int64_t ky = 0; ky < kh; ++ky)
+    for (int64_t kx = 0; kx < kw; ++kx)
+      for (int64_t k = 0; k < words; ++k) offsets[(ky * kw + kx) * words + k] = (ky * wp + kx) * words + k;
+  const auto cl = at::MemoryFormat::ChannelsLast;
+  at::Tensor out = at::empty({n, c_out, ho, wo},
+                             packed.options().dtype(counts_mode ? at::kInt : at::kFloat).memory_format(cl));
+  at::Tensor residual;
+  if (ep.residual.defined()) {
+    TORCH_CHECK(ep.residual.sizes() == out.sizes(), "residual has shape ", ep.residual.sizes(),
+                ", the conv output ", out.sizes());
+    residual = ep.residual.to(at::kFloat).contiguous(cl);
+  }
+  ConvArgs a{};
+  a.act = reinterpret_cast<const uint64_t*>(packed.data_ptr<int64_t>());
+  a.n = n; a.hp = hp; a.wp = wp; a.words = words;
+  a.weight = reinterpret_cast<const uint64_t*>(weight.data_ptr<int64_t>());
+  a.tap_offset = offsets.data();
+  a.c_in = c_in; a.c_out = c_out; a.kh = kh; a.kw = kw; a.sh = sh; a.sw = sw; a.ph = ph; a.pw = pw;
+  a.h = h; a.w = w; a.ho = ho; a.wo = wo;
+  a.tap_sum = ts.defined() ? ts.data_ptr<int32_t>() : nullptr;
+  if (counts_mode) {
+    a.counts = out.data_ptr<int32_t>();
+  } else {
+    TORCH_CHECK(ep.scale.defined(), "scale is required");
+    a.scale = ep.scale.data_ptr<float>();
+    a.shift = ep.shift.defined() ? ep.shift.data_ptr<float>() : nullptr;
+    a.residual = residual.defined() ? residual.data_ptr<float>() : nullptr;
+    const bool act = ep.act_slope.defined();
+    TORCH_CHECK(act == ep.act_in.defined() && act == ep.act_out.defined(),
+                "RPReLU needs all of act_in, act_slope, act_out");
+    a.act_in = act ? ep.act_in.data_ptr<float>() : nullptr;
+    a.act_slope = act ? ep.act_slope.data_ptr<float>() : nullptr;
+    a.act_out = act ? ep.act_out.data_ptr<float>() : nullptr;
+    a.out = out.data_ptr<float>();
+  }
+  at::parallel_for(0, n * ho, 1, [&](int64_t b, int64_t e) {
+    std::vector<int32_t> scratch(wo * ob * 8);
+    conv_rows(isa, a, b, e, scratch.data());
+  });
+  return out;
+}
+
+std::tuple<at::Tensor, bool> pack_for_conv(const at::Tensor& x, const c10::optional<at::Tensor>& threshold,
+                                           int64_t ph, int64_t pw, double pad_value, const std::string& isa) {
+  // pad_value 0 packs +1 bits on the border and corrects with tap_sum afterwards
+  return {pack_padded(x, threshold, ph, pw, pad_value, isa), pad_value == 0.0};
+}
+
+at::Tensor conv_counts(const at::Tensor& x, const c10::optional<at::Tensor>& threshold, const at::Tensor& weight,
+                       const c10::optional<at::Tensor>& tap_sum, int64_t c_out, int64_t kh, int64_t kw, int64_t sh,
+                       int64_t sw, int64_t ph, int64_t pw, double pad_value, const std::string& isa_arg) {
+  const Isa isa = parse_isa(isa_arg);
+  auto [packed, zero_pad] = pack_for_conv(x, threshold, ph, pw, pad_value, isa_arg);
+  TORCH_CHECK(!(zero_pad && (ph || pw)) || (tap_sum.has_value() && tap_sum->defined()),
+              "pad_value=0 with padding needs tap_sum");
+  return conv_packed(packed, x.size(1), weight, zero_pad ? tap_sum : c10::nullopt, c_out, kh, kw, sh, sw, ph, pw,
+                     true, Epilogue{}, isa);
+}
+
+at::Tensor binary_conv(const at::Tensor& x, const c10::optional<at::Tensor>& threshold, const at::Tensor& weight,
+                       const c10::optional<at::Tensor>& tap_sum, int64_t c_out, int64_t kh, int64_t kw, int64_t sh,
+                       int64_t sw, int64_t ph, int64_t pw, double pad_value, const at::Tensor& scale,
+                       const c10::optional<at::Tensor>& shift, const c10::optional<at::Tensor>& residual,
+                       const c10::optional<at::Tensor>& act_in, const c10::optional<at::Tensor>& act_slope,
+                       const c10::optional<at::Tensor>& act_out, const std::string& isa_arg) {
+  const Isa isa = parse_isa(isa_arg);
+  auto [packed, zero_pad] = pack_for_conv(x, threshold, ph, pw, pad_value, isa_arg);
+  TORCH_CHECK(!(zero_pad && (ph || pw)) || (tap_sum.has_value() && tap_sum->defined()),
+              "pad_value=0 with padding needs tap_sum");
+  Epilogue ep;
+  ep.scale = per_channel(scale, c_out, "scale");
+  ep.shift = per_channel(shift, c_out, "shift");
+  if (residual.has_value() && residual->defined()) ep.residual = *residual;
+  ep.act_in = per_channel(act_in, c_out, "act_in");
+  ep.act_slope = per_channel(act_slope, c_out, "act_slope");
+  ep.act_out = per_channel(act_out, c_out, "act_out");
+  return conv_packed(packed, x.size(1), weight, zero_pad ? tap_sum : c10::nullopt, c_out, kh, kw, sh, sw, ph, pw,
+                     false, ep, isa);
+}
+
+}  // namespace
+}  // namespace rebnn
+
+PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
+  m.doc() = "rebnn_det XNOR-popcount binary convolution kernels (CPU)";
+  m.def("available_isas", &rebnn::available_isas, "kernel paths this CPU can run, best first");
+  m.def("best_isa", [] { return std::string(rebnn::isa_name(rebnn::best_isa())); });
+  m.def("pack_padded", &rebnn::pack_padded, py::arg("x"), py::arg("threshold"), py::arg("pad_h"),
+        py::arg("pad_w"), py::arg("pad_value"), py::arg("isa") = "auto");
+  m.def("conv_counts", &rebnn::conv_counts, py::arg("x"), py::arg("threshold"), py::arg("weight"),
+        py::arg("tap_sum"), py::arg("out_channels"), py::arg("kh"), py::arg("kw"), py::arg("stride_h"),
+        py::arg("stride_w"), py::arg("pad_h"), py::arg("pad_w"), py::arg("pad_value"), py::arg("isa") = "auto");
+  m.def("binary_conv", &rebnn::binary_conv, py::arg("x"), py::arg("threshold"), py::arg("weight"),
+        py::arg("tap_sum"), py::arg("out_channels"), py::arg("kh"), py::arg("kw"), py::arg("stride_h"),
+        py::arg("stride_w"), py::arg("pad_h"), py::arg("pad_w"), py::arg("pad_value"), py::arg("scale"),
+        py::arg("shift") = py::none(), py::arg("residual") = py::none(), py::arg("act_in") = py::none(),
+        py::arg("act_slope") = py::none(), py::arg("act_out") = py::none(), py::arg("isa") = "auto");
+}

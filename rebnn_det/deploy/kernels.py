@@ -1,0 +1,222 @@
+"""XNOR-popcount binary convolution: dispatch between the compiled kernels (``rebnn_det._C``) and a pure-PyTorch
+reference path.
+
+For a binary conv with packed activations ``a`` (RSign: ``sign(x - beta)``) and packed weight signs ``b``, the
+output at pixel ``p`` and output channel ``o`` is the integer
+
+    count[o, p] = sum over valid taps t of (C_in - 2 * popcount(a[p + t] XOR b[o, t]))  =  sum_t sum_c a_c * b_c,
+
+(``a . b = n - 2 popcount(a XOR b)`` for ``n`` channels in ``{-1, +1}``). "Valid" depends on ``pad_value``: with 0
+(training's zero padding) a padded tap contributes 0; with ``+1`` / ``-1`` every tap counts, the padded input being
+that constant. The float output is ``scale[o] * count + shift[o]`` (``scale = alpha``; with a folded BN
+``scale = gamma alpha / sigma``, ``shift = beta - gamma mu / sigma``), then optionally ``+ residual`` and RPReLU.
+
+Kernel paths (``REBNN_KERNEL_ISA`` or the ``isa`` argument): ``'avx512'`` (AVX-512 VPOPCNTDQ), ``'avx2'`` (nibble
+lookup popcount), ``'portable'`` (``__builtin_popcountll``), ``'reference'`` (unpack + float64 ``F.conv2d``, the
+path used without the compiled extension and for geometry the kernels don't cover: dilation != 1, groups != 1),
+``'auto'`` (default: the best the CPU runs). The native kernels cover any kernel size, stride and padding.
+"""
+import os
+import warnings
+from typing import NamedTuple, Optional, Sequence, Tuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from .packing import WORD_BITS, num_words, pack_activations, unpack_conv_weight, unpack_signs_last
+
+ISA_ENV = 'REBNN_KERNEL_ISA'
+NATIVE_ISAS = ('avx512', 'avx2', 'portable')
+ISAS = ('auto', ) + NATIVE_ISAS + ('reference', )
+PAD_VALUES = (0.0, 1.0, -1.0)
+LANES = 8  # output channels per kernel vector (8 x 64-bit lanes of a 512-bit register)
+
+_ext = None
+_ext_error: Optional[str] = None
+_warned_missing = False
+
+
+def _load_extension():
+    global _ext, _ext_error
+    if _ext is None and _ext_error is None:
+        try:
+            from .. import _C
+            _ext = _C
+        except ImportError as e:  # not built (failed build, other architecture): the reference path is used
+            _ext_error = str(e)
+    return _ext
+
+
+def extension_available() -> bool:
+    """Whether the compiled kernels (``rebnn_det._C``) could be imported."""
+    return _load_extension() is not None
+
+
+def available_isas() -> Tuple[str, ...]:
+    """The kernel paths this machine can run, best first (``'reference'`` always)."""
+    ext = _load_extension()
+    return (tuple(ext.available_isas()) if ext is not None else ()) + ('reference', )
+
+
+def kernel_isa(isa: Optional[str] = None) -> str:
+    """Resolve the kernel path: ``isa`` if given, else ``$REBNN_KERNEL_ISA``, else ``'auto'`` (the best available).
+
+    Forcing a path this machine cannot run (a native one without the extension, AVX-512 on an AVX2 CPU) is an
+    error. Without the extension ``'auto'`` resolves to ``'reference'`` and warns once.
+    """
+    global _warned_missing
+    requested = isa if isa is not None else (os.environ.get(ISA_ENV) or 'auto')
+    if requested not in ISAS:
+        source = 'isa argument' if isa is not None else f'${ISA_ENV}'
+        raise ValueError(f'unknown kernel ISA {requested!r} (from {source}); allowed: '
+                         f'{", ".join(map(repr, ISAS))}')
+    if requested == 'reference':
+        return requested
+    ext = _load_extension()
+    if ext is None:
+        if requested != 'auto':
+            raise RuntimeError(f'kernel ISA {requested!r} needs the compiled extension rebnn_det._C, which is not '
+                               f'available ({_ext_error}); reinstall with `pip install --no-build-isolation -e .` '
+                               "or use 'reference'")
+        if not _warned_missing:
+            _warned_missing = True
+            warnings.warn('rebnn_det._C (the XNOR-popcount kernels) is not built; binary convolutions run on the '
+                          f'slow pure-PyTorch reference path ({_ext_error})', RuntimeWarning, stacklevel=2)
+        return 'reference'
+    if requested == 'auto':
+        return ext.best_isa()
+    if requested not in ext.available_isas():
+        raise RuntimeError(f'this CPU cannot run the {requested!r} kernel path; available: '
+                           f'{", ".join(map(repr, available_isas()))}')
+    return requested
+
+
+class KernelWeight(NamedTuple):
+    """A binary conv weight ready for the kernels: the packed signs (format of :mod:`.packing`,
+    ``[C_out, kh, kw, words]``), the kernel layout ``[ceil(C_out/8), kh*kw*words, 8]`` (8 output channels per
+    vector, zero-padded) and ``tap_sum[kh*kw, C_out] = sum_c b[o, tap, c]`` (the correction of zero padding)."""
+    packed: Tensor
+    kernel: Tensor
+    tap_sum: Tensor
+    in_channels: int
+
+
+def kernel_layout(packed: Tensor) -> Tensor:
+    """``[C_out, kh, kw, words]`` -> ``[ceil(C_out/8), kh*kw*words, 8]`` int64 (the kernel's weight layout)."""
+    c_out = packed.shape[0]
+    flat = packed.reshape(c_out, -1)
+    blocks = -(-c_out // LANES)
+    flat = F.pad(flat, (0, 0, 0, blocks * LANES - c_out))
+    return flat.view(blocks, LANES, -1).transpose(1, 2).contiguous()
+
+
+def prepare_weight(packed: Tensor, in_channels: int) -> KernelWeight:
+    """Build a :class:`KernelWeight` from packed weight signs ``[C_out, kh, kw, words]`` of ``in_channels``."""
+    if packed.dtype != torch.int64 or packed.dim() != 4:
+        raise ValueError(f'packed weight must be int64 [C_out, kh, kw, words], got {packed.dtype} '
+                         f'{tuple(packed.shape)}')
+    if packed.shape[-1] != num_words(in_channels):
+        raise ValueError(f'packed weight has {packed.shape[-1]} words per tap; {in_channels} input channels need '
+                         f'{num_words(in_channels)}')
+    signs = unpack_conv_weight(packed, in_channels, torch.int32)  # [C_out, C_in, kh, kw]
+    tap_sum = signs.sum(1).flatten(1).t().contiguous()  # [kh*kw, C_out]
+    return KernelWeight(packed.contiguous(), kernel_layout(packed), tap_sum, in_channels)
+
+
+def _pair(v) -> Tuple[int, int]:
+    return (int(v), int(v)) if isinstance(v, int) else (int(v[0]), int(v[1]))
+
+
+def _check_geometry(pad_value: float) -> float:
+    pad_value = float(pad_value)
+    if pad_value not in PAD_VALUES:
+        raise ValueError(f'pad_value must be one of {PAD_VALUES}, got {pad_value}')
+    return pad_value
+
+
+def native_supported(dilation=1, groups: int = 1) -> bool:
+    """Geometry the compiled kernels run (any kernel size, stride and padding; dilation 1; groups 1)."""
+    return _pair(dilation) == (1, 1) and groups == 1
+
+
+def _reference_counts(x: Tensor, threshold: Optional[Tensor], weight: KernelWeight, stride, padding,
+                      pad_value: float, dilation, groups: int) -> Tensor:
+    """Unpack + float64 ``F.conv2d`` (exact integer sums) with the padding constant; int32 NCHW counts."""
+    channels = x.shape[1]
+    packed = pack_activations(x.float(), threshold)  # [N, H, W, words]
+    signs = unpack_signs_last(packed, channels, torch.float64).permute(0, 3, 1, 2)
+    w = unpack_conv_weight(weight.packed, weight.in_channels, torch.float64)
+    ph, pw = _pair(padding)
+    if pad_value != 0 and (ph or pw):
+        signs = F.pad(signs, (pw, pw, ph, ph), value=pad_value)
+        ph = pw = 0
+    out = F.conv2d(signs, w, None, _pair(stride), (ph, pw), _pair(dilation), groups)
+    return out.round().to(torch.int32)
+
+
+def binary_conv_counts(x: Tensor, threshold: Optional[Tensor], weight: KernelWeight, stride=1, padding=0,
+                       pad_value: float = 0.0, dilation=1, groups: int = 1, isa: Optional[str] = None) -> Tensor:
+    """The exact integer counts ``sum_valid taps sum_c a_c b_c`` as int32 ``[N, C_out, H_o, W_o]``."""
+    pad_value = _check_geometry(pad_value)
+    path = kernel_isa(isa) if x.device.type == 'cpu' else 'reference'
+    if path == 'reference' or not native_supported(dilation, groups):
+        return _reference_counts(x, threshold, weight, stride, padding, pad_value, dilation, groups)
+    kh, kw = weight.packed.shape[1:3]
+    (sh, sw), (ph, pw) = _pair(stride), _pair(padding)
+    return _ext.conv_counts(x.float(), threshold, weight.kernel, weight.tap_sum, weight.packed.shape[0], kh, kw, sh,
+                            sw, ph, pw, pad_value, path)
+
+
+def _rprelu(y: Tensor, rprelu: Sequence[Tensor]) -> Tensor:
+    shift_in, slope, shift_out = rprelu
+    return F.prelu(y - shift_in.view(1, -1, 1, 1), slope.reshape(-1)) + shift_out.view(1, -1, 1, 1)
+
+
+def binary_conv2d(x: Tensor, threshold: Optional[Tensor], weight: KernelWeight, scale: Tensor,
+                  shift: Optional[Tensor] = None, stride=1, padding=0, pad_value: float = 0.0, dilation=1,
+                  groups: int = 1, residual: Optional[Tensor] = None,
+                  rprelu: Optional[Sequence[Tensor]] = None, isa: Optional[str] = None) -> Tensor:
+    """Binary conv of ``sign(x - threshold)`` with the packed weight, as float32 ``[N, C_out, H_o, W_o]``:
+    ``y = scale * count + shift (+ residual)``, then ``RPReLU(y) = prelu(y - rprelu[0], rprelu[1]) + rprelu[2]``
+    if ``rprelu`` is given. The native path returns a channels-last tensor (the next layer packs it fastest)."""
+    pad_value = _check_geometry(pad_value)
+    path = kernel_isa(isa) if x.device.type == 'cpu' else 'reference'
+    if path == 'reference' or not native_supported(dilation, groups):
+        counts = _reference_counts(x, threshold, weight, stride, padding, pad_value, dilation, groups)
+        y = counts.float() * scale.view(1, -1, 1, 1)
+        if shift is not None:
+            y = y + shift.view(1, -1, 1, 1)
+        if residual is not None:
+            y = y + residual
+        return _rprelu(y, rprelu) if rprelu is not None else y
+    kh, kw = weight.packed.shape[1:3]
+    (sh, sw), (ph, pw) = _pair(stride), _pair(padding)
+    act = tuple(rprelu) if rprelu is not None else (None, None, None)
+    return _ext.binary_conv(x if x.dtype == torch.float32 else x.float(), threshold, weight.kernel,
+                            weight.tap_sum, weight.packed.shape[0], kh, kw, sh, sw, ph, pw, pad_value, scale, shift,
+                            residual, act[0], act[1], act[2], path)
+
+
+def pack_padded(x: Tensor, threshold: Optional[Tensor], padding=0, pad_value: float = 0.0,
+                isa: Optional[str] = None) -> Tensor:
+    """The kernel's packed input: ``[N, H + 2 ph, W + 2 pw, words]`` (border: +1 bits for pad_value 0 / +1, -1
+    bits for -1). The reference path builds it from :func:`.packing.pack_activations`."""
+    pad_value = _check_geometry(pad_value)
+    ph, pw = _pair(padding)
+    path = kernel_isa(isa)
+    if path != 'reference':
+        return _ext.pack_padded(x.float(), threshold, ph, pw, pad_value, path)
+    packed = pack_activations(x.float(), threshold)
+    if not (ph or pw):
+        return packed
+    channels, words = x.shape[1], packed.shape[-1]
+    border = torch.zeros(words, dtype=torch.int64)
+    if pad_value == -1.0:
+        bits = torch.zeros(words * WORD_BITS, dtype=torch.int64)
+        bits[:channels] = 1
+        border = (bits.view(words, WORD_BITS) << torch.arange(WORD_BITS)).sum(-1)
+    n, h, w, _ = packed.shape
+    out = border.expand(n, h + 2 * ph, w + 2 * pw, words).clone()
+    out[:, ph:ph + h, pw:pw + w] = packed
+    return out

@@ -1,0 +1,156 @@
+"""The XNOR-popcount kernels: exact integer counts against the reference on every ISA path this machine runs."""
+import warnings
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from rebnn_det.deploy import kernels
+from rebnn_det.deploy.packing import pack_activations, pack_conv_weight
+from rebnn_det.ops.binarize import hard_sign
+
+NATIVE_ISAS = [isa for isa in kernels.available_isas() if isa != 'reference']
+
+
+def test_extension_is_built_with_the_portable_path():
+    """The install builds rebnn_det._C (tools/setup_env.sh); the portable path runs on any CPU."""
+    assert kernels.extension_available()
+    assert 'portable' in NATIVE_ISAS and kernels.available_isas()[-1] == 'reference'
+
+
+def independent_counts(x, threshold, weight, stride, padding, pad_value):
+    """sum_c sign(x_c - beta_c) * sign(w_c) over the taps, from hard_sign and a float64 conv (no packing)."""
+    a = hard_sign(x.float() - threshold.view(1, -1, 1, 1)).double()
+    ph = pw = padding
+    if pad_value != 0 and padding:
+        a = F.pad(a, (pw, pw, ph, ph), value=pad_value)
+        ph = pw = 0
+    return F.conv2d(a, hard_sign(weight).double(), None, stride, (ph, pw)).round().int()
+
+
+def random_case(n, c_in, c_out, h, w, k, seed):
+    g = torch.Generator().manual_seed(seed)
+    # values on a 0.5 grid: many x_c == beta_c, so sign(0) = +1 is exercised
+    x = torch.randint(-4, 5, (n, c_in, h, w), generator=g).float() / 2
+    threshold = torch.randint(-2, 3, (c_in, ), generator=g).float() / 2
+    weight = torch.randn(c_out, c_in, k, k, generator=g)
+    weight[weight.abs() < 0.1] = 0.0  # sign(0) = +1 for weights too
+    return x, threshold, weight
+
+
+CASES = [  # n, c_in, c_out, h, w, k, stride, padding
+    (2, 3, 5, 7, 6, 3, 1, 1),
+    (1, 63, 17, 9, 11, 3, 2, 1),
+    (2, 65, 9, 8, 8, 1, 1, 0),
+    (1, 130, 24, 10, 7, 3, 2, 0),
+    (3, 64, 16, 6, 5, 3, 1, 1),
+    (1, 200, 70, 5, 9, 3, 2, 1),
+    (2, 5, 3, 4, 4, 1, 2, 0),
+    (1, 7, 11, 9, 9, 5, 1, 2),  # other kernel sizes run natively too
+]
+
+
+def layouts(x):
+    """The same values as NCHW-contiguous, channels-last and two non-contiguous views."""
+    big = torch.zeros(x.shape[0], x.shape[1] + 2, x.shape[2], x.shape[3] * 2)
+    big[:, 1:-1, :, ::2] = x
+    return {'nchw': x, 'channels_last': x.contiguous(memory_format=torch.channels_last),
+            'transposed': x.transpose(2, 3).contiguous().transpose(2, 3), 'strided': big[:, 1:-1, :, ::2]}
+
+
+@pytest.mark.parametrize('isa', NATIVE_ISAS + ['reference'])
+@pytest.mark.parametrize('case', CASES, ids=lambda c: 'n{}_c{}-{}_{}x{}_k{}_s{}_p{}'.format(*c))
+def test_counts_exact_on_every_path(isa, case):
+    n, c_in, c_out, h, w, k, stride, padding = case
+    x, threshold, weight = random_case(n, c_in, c_out, h, w, k, seed=hash(case) % 1000)
+    kw = kernels.prepare_weight(pack_conv_weight(weight), c_in)
+    for pad_value in (0.0, 1.0, -1.0):
+        expected = independent_counts(x, threshold, weight, stride, padding, pad_value)
+        for name, xx in layouts(x).items():
+            got = kernels.binary_conv_counts(xx, threshold, kw, stride, padding, pad_value, isa=isa)
+            assert got.dtype == torch.int32 and got.shape == expected.shape
+            assert torch.equal(got.contiguous(), expected), (pad_value, name)
+
+
+@pytest.mark.parametrize('isa', NATIVE_ISAS)
+def test_env_var_forces_the_path(isa, monkeypatch):
+    monkeypatch.setenv(kernels.ISA_ENV, isa)
+    assert kernels.kernel_isa() == isa
+    x, threshold, weight = random_case(2, 70, 12, 6, 6, 3, seed=1)
+    kw = kernels.prepare_weight(pack_conv_weight(weight), 70)
+    got = kernels.binary_conv_counts(x, threshold, kw, 1, 1, 0.0)
+    assert torch.equal(got.contiguous(), independent_counts(x, threshold, weight, 1, 1, 0.0))
+
+
+def test_zero_padding_counts_by_hand():
+    """One channel, all +1, 3x3 kernel of +1, 3x4 input: valid taps are 4 in a corner, 6 on an edge, 9 inside;
+    pad +1 makes every tap count (9); pad -1 gives 9 - 2 * (padded taps)."""
+    x = torch.ones(1, 1, 3, 4)
+    kw = kernels.prepare_weight(pack_conv_weight(torch.ones(1, 1, 3, 3)), 1)
+    zero = torch.tensor([[4, 6, 6, 4], [6, 9, 9, 6], [4, 6, 6, 4]], dtype=torch.int32)
+    for isa in NATIVE_ISAS + ['reference']:
+        got = {pv: kernels.binary_conv_counts(x, None, kw, 1, 1, pv, isa=isa)[0, 0] for pv in (0.0, 1.0, -1.0)}
+        assert torch.equal(got[0.0], zero), isa
+        assert torch.equal(got[1.0], torch.full((3, 4), 9, dtype=torch.int32)), isa
+        assert torch.equal(got[-1.0], 9 - 2 * (9 - zero)), isa
+
+
+@pytest.mark.parametrize('isa', NATIVE_ISAS + ['reference'])
+def test_pack_padded_matches_the_packed_format(isa):
+    x, threshold, _ = random_case(2, 130, 1, 5, 4, 1, seed=3)
+    interior = pack_activations(x, threshold)
+    for pad_value, border in ((0.0, [0, 0, 0]), (1.0, [0, 0, 0]), (-1.0, [-1, -1, 3])):  # 130 = 64 + 64 + 2
+        got = kernels.pack_padded(x, threshold, 1, pad_value, isa=isa)
+        assert got.shape == (2, 7, 6, 3)
+        assert torch.equal(got[:, 1:-1, 1:-1], interior)
+        assert (got[:, 0] == torch.tensor(border)).all() and (got[:, :, -1] == torch.tensor(border)).all()
+
+
+@pytest.mark.parametrize('isa', NATIVE_ISAS + ['reference'])
+def test_epilogue_scale_shift_residual_rprelu(isa):
+    x, threshold, weight = random_case(2, 65, 20, 6, 7, 3, seed=4)
+    kw = kernels.prepare_weight(pack_conv_weight(weight), 65)
+    counts = independent_counts(x, threshold, weight, 2, 1, 0.0).float()
+    scale, shift = torch.rand(20) + 0.5, torch.randn(20)
+    residual = torch.randn_like(counts)
+    rprelu = (torch.randn(1, 20, 1, 1), torch.rand(20), torch.randn(1, 20, 1, 1))
+    y = kernels.binary_conv2d(x, threshold, kw, scale, shift, 2, 1, 0.0, residual=residual, rprelu=rprelu, isa=isa)
+    z = counts * scale.view(1, -1, 1, 1) + shift.view(1, -1, 1, 1) + residual
+    expected = F.prelu(z - rprelu[0], rprelu[1]) + rprelu[2]
+    torch.testing.assert_close(y, expected, rtol=1e-5, atol=1e-4)
+    plain = kernels.binary_conv2d(x, threshold, kw, scale, None, 2, 1, 0.0, isa=isa)
+    torch.testing.assert_close(plain, counts * scale.view(1, -1, 1, 1), rtol=1e-6, atol=1e-5)
+
+
+def test_bad_isa_and_pad_value_are_clear_errors(monkeypatch):
+    with pytest.raises(ValueError, match="unknown kernel ISA 'sse9'.*allowed: 'auto', 'avx512'"):
+        kernels.kernel_isa('sse9')
+    monkeypatch.setenv(kernels.ISA_ENV, 'fast')
+    with pytest.raises(ValueError, match=r"'fast' \(from \$REBNN_KERNEL_ISA\)"):
+        kernels.kernel_isa()
+    monkeypatch.delenv(kernels.ISA_ENV)
+    kw = kernels.prepare_weight(pack_conv_weight(torch.randn(4, 3, 3, 3)), 3)
+    with pytest.raises(ValueError, match=r'pad_value must be one of \(0.0, 1.0, -1.0\), got 0.5'):
+        kernels.binary_conv_counts(torch.randn(1, 3, 4, 4), None, kw, 1, 1, 0.5)
+    with pytest.raises(RuntimeError, match='threshold has 5 elements, input has 3 channels'):
+        kernels.binary_conv_counts(torch.randn(1, 3, 4, 4), torch.zeros(5), kw, 1, 1, 0.0, isa='portable')
+    with pytest.raises(ValueError, match='2 input channels need 1'):
+        kernels.prepare_weight(torch.zeros(4, 3, 3, 2, dtype=torch.int64), 2)
+
+
+def test_without_the_extension_the_reference_path_runs_and_warns_once(monkeypatch):
+    x, threshold, weight = random_case(1, 70, 9, 5, 6, 3, seed=5)
+    kw = kernels.prepare_weight(pack_conv_weight(weight), 70)
+    native = kernels.binary_conv_counts(x, threshold, kw, 1, 1, 0.0)
+    monkeypatch.setattr(kernels, '_ext', None)
+    monkeypatch.setattr(kernels, '_ext_error', 'simulated: no module rebnn_det._C')
+    monkeypatch.setattr(kernels, '_warned_missing', False)
+    monkeypatch.delenv(kernels.ISA_ENV, raising=False)
+    with pytest.warns(RuntimeWarning, match='not built.*pure-PyTorch reference path.*simulated'):
+        assert kernels.kernel_isa() == 'reference'
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')  # said once only
+        assert torch.equal(kernels.binary_conv_counts(x, threshold, kw, 1, 1, 0.0), native)
+    assert kernels.available_isas() == ('reference', )
+    with pytest.raises(RuntimeError, match="'avx2' needs the compiled extension rebnn_det._C"):
+        kernels.kernel_isa('avx2')
