@@ -1,5 +1,6 @@
-from .checkpoint import load_local_checkpoint
-from .hooks import ReBNNHook
+from .checkpoint import CheckpointReadError, load_from_trusted_local
+from .hooks import ExactResumeHook, NonFiniteGuardHook, NonFiniteTrainingError, ReBNNHook
 from .rebnn_regularizer import GAMMA_GRID, ReBNNRegularizer, check_gamma
 
-__all__ = ['GAMMA_GRID', 'ReBNNHook', 'ReBNNRegularizer', 'check_gamma', 'load_local_checkpoint']
+__all__ = ['GAMMA_GRID', 'CheckpointReadError', 'ExactResumeHook', 'NonFiniteGuardHook', 'NonFiniteTrainingError',
+           'ReBNNHook', 'ReBNNRegularizer', 'check_gamma', 'load_from_trusted_local']
