@@ -30,7 +30,7 @@ def _describe(filename: str, err: Exception) -> str:
                'incomplete download): use another checkpoint (an earlier epoch_*.pth) or copy it again.')
     if size == 0:
         what = f'the file is empty (0 bytes). {damaged}'
-    elif isinstance(err, EOFError) or 'failed finding central directory' in text:
+    elif isinstance(err, EOFError) or 'failed finding central directory' in text or 'truncated' in text:
         what = f'the file ends early ({size} bytes): it is truncated. {damaged}'
     elif isinstance(err, (pickle.UnpicklingError, zipfile.BadZipFile)) or 'PytorchStreamReader' in text:
         what = f'it is not a readable torch checkpoint ({size} bytes): it is corrupt or another format. {damaged}'
@@ -40,6 +40,16 @@ def _describe(filename: str, err: Exception) -> str:
     else:
         what = 'torch.load failed'
     return f'checkpoint {filename!r} cannot be read: {what} [{type(err).__name__}: {err}]'
+
+
+def _is_packed_file(filename: str) -> bool:
+    try:  # lazy: deploy never imports engine, engine may import deploy (and importing it here would be a cycle)
+        from ..deploy.export import is_packed_file
+    except ModuleNotFoundError as err:  # a checkout without the packed format: no file can be a packed one
+        if err.name != __package__.rsplit('.', 1)[0] + '.deploy.export':
+            raise
+        return False
+    return is_packed_file(filename)
 
 
 def load_from_trusted_local(filename: str, map_location=None):
@@ -53,8 +63,7 @@ def load_from_trusted_local(filename: str, map_location=None):
     if not osp.isfile(filename):
         what = 'is a directory, not a checkpoint file' if osp.isdir(filename) else 'does not exist'
         raise FileNotFoundError(f'checkpoint file {filename!r} {what}')
-    from ..deploy.packed_file import is_packed_file  # lazy: deploy never imports engine, engine may import deploy
-    if is_packed_file(filename):
+    if _is_packed_file(filename):
         from ..deploy.export import read_packed_checkpoint
         return read_packed_checkpoint(filename, map_location=map_location)
     try:
