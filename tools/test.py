@@ -1,4 +1,5 @@
-"""Evaluate a checkpoint: ``python tools/test.py CONFIG CHECKPOINT [--out R.pkl] [--show-dir D] [--work-dir D]``.
+"""Evaluate a checkpoint: ``python tools/test.py CONFIG CHECKPOINT [--out R.pkl] [--show-dir D] [--work-dir D]
+[--deploy]``. CHECKPOINT may be an mmengine checkpoint or a packed 1-bit file (tools/export_binary.py).
 
 mmdet's flags; the logic is rebnn_det.apis (tested there).
 """
@@ -7,11 +8,11 @@ import sys
 
 sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), '..')))
 
-from rebnn_det.apis import build_runner, test_config  # noqa: E402
+from rebnn_det.apis import run, test_config  # noqa: E402
 
 
 def main():
-    build_runner(test_config()).test()
+    run(test_config(), mode='test')
 
 
 if __name__ == '__main__':

@@ -1,4 +1,4 @@
-"""Train a detector: ``python tools/train.py CONFIG [--work-dir D] [--resume [CKPT]] [--amp] [--cfg-options k=v]``.
+"""Train a detector: ``python tools/train.py CONFIG [--work-dir D] [--resume [CKPT|DIR]] [--amp] [--cfg-options k=v]``.
 
 mmdet's flags; the logic is rebnn_det.apis (tested there).
 """
@@ -7,11 +7,11 @@ import sys
 
 sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), '..')))
 
-from rebnn_det.apis import build_runner, train_config  # noqa: E402
+from rebnn_det.apis import run, train_config  # noqa: E402
 
 
 def main():
-    build_runner(train_config()).train()
+    run(train_config(), mode='train')
 
 
 if __name__ == '__main__':

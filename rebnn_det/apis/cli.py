@@ -5,10 +5,16 @@ Kept in the package so tests reach it; the tools only parse ``sys.argv`` and cal
 import argparse
 import os
 import os.path as osp
+import re
+import shutil
+import warnings
 from typing import List, Optional
 
 import torch
 from mmengine.config import Config, DictAction
+from mmengine.dist import get_rank
+from mmengine.device import is_cuda_available, is_mlu_available, is_musa_available, is_npu_available
+from mmengine.runner import find_latest_checkpoint
 
 from .data_check import check_data_paths
 
@@ -28,10 +34,13 @@ def _common_args(parser: argparse.ArgumentParser, with_checkpoint: bool = False)
 def train_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description='Train an mmdet detector (with rebnn_det components)')
     _common_args(parser)
-    parser.add_argument('--amp', action='store_true', help='mixed precision (AmpOptimWrapper, dynamic loss scale)')
+    parser.add_argument('--amp', action='store_true',
+                        help='mixed precision (AmpOptimWrapper, dynamic loss scale); needs a GPU (CUDA/NPU/MLU/MUSA)')
     parser.add_argument('--auto-scale-lr', action='store_true', help='scale lr by total batch / base batch')
     parser.add_argument('--resume', nargs='?', type=str, const='auto',
-                        help='resume from a checkpoint; without a path, from the latest one in the work dir')
+                        help='resume from a checkpoint file, or from the latest checkpoint of a work dir; without a '
+                             'path, from the latest one in this run\'s work dir (if it has none, a warning says '
+                             'so and training starts from the beginning)')
     return parser
 
 
@@ -41,6 +50,8 @@ def test_parser() -> argparse.ArgumentParser:
     parser.add_argument('--out', help='dump the raw predictions to this .pkl file')
     parser.add_argument('--show-dir', help='write images with predicted boxes into <work_dir>/<timestamp>/SHOW_DIR')
     parser.add_argument('--score-thr', type=float, default=0.3, help='score threshold of drawn boxes')
+    parser.add_argument('--deploy', action='store_true',
+                        help='run binary convs with the XNOR-popcount kernel (adds BinaryDeployHook)')
     return parser
 
 
@@ -70,11 +81,63 @@ def _cpu_ddp(cfg: Config) -> None:
     cfg.model_wrapper_cfg = wrapper
 
 
+def amp_device_available() -> bool:
+    """Whether mmengine's ``AmpOptimWrapper`` can run here: it asserts a CUDA, NPU, MLU or MUSA device (mmengine
+    0.10.7 has no CPU autocast path)."""
+    return is_cuda_available() or is_npu_available() or is_mlu_available() or is_musa_available()
+
+
+AMP_NEEDS_GPU = ('mixed precision (--amp, AmpOptimWrapper) needs a GPU: mmengine 0.10.7 runs it with '
+                 'torch.cuda.amp on a CUDA/NPU/MLU/MUSA device and this machine has none. Train without --amp '
+                 '(and with optim_wrapper.type=OptimWrapper) on a CPU.')
+
+
+def resolve_resume(resume: Optional[str], cfg: Config) -> None:
+    """Set ``cfg.resume``/``cfg.load_from`` for ``--resume [FILE|DIR]``.
+
+    * a file: resume from it;
+    * a directory: resume from the checkpoint its ``last_checkpoint`` names (the work dir of an earlier run);
+    * no path (``'auto'``): the same for this run's work dir; if it has no checkpoint yet, warn and start a new
+      run (from the config's ``load_from`` if it sets one) -- so a job script can always pass ``--resume``.
+    A missing path, a directory without checkpoints or a ``last_checkpoint`` naming a missing file is a
+    ``FileNotFoundError`` naming it.
+    """
+    if resume is None:
+        return
+    if resume == 'auto':
+        latest = find_latest_checkpoint(cfg.work_dir) if osp.isdir(cfg.work_dir) else None
+        if latest is None:
+            warnings.warn(f'--resume: no checkpoint to resume in the work dir {cfg.work_dir!r} (no last_checkpoint '
+                          'file): training starts from the beginning'
+                          + (f' (from load_from={cfg.load_from!r})' if cfg.get('load_from') else '') + '.')
+            cfg.resume = False
+            return
+        source = f'the work dir {cfg.work_dir!r}'
+    elif osp.isdir(resume):
+        latest = find_latest_checkpoint(resume)
+        if latest is None:
+            raise FileNotFoundError(f'--resume {resume!r}: this directory has no last_checkpoint file, so there is no '
+                                    'checkpoint to resume; pass a checkpoint file (.pth) or the work dir of a run that '
+                                    'saved one')
+        source = f'the directory {resume!r}'
+    elif osp.isfile(resume):
+        cfg.resume, cfg.load_from = True, resume
+        return
+    else:
+        raise FileNotFoundError(f'--resume checkpoint {resume!r} does not exist (pass a checkpoint file or a work dir)')
+    if not osp.isfile(latest):
+        raise FileNotFoundError(f'--resume: the last_checkpoint file of {source} names {latest!r}, which does not '
+                                'exist (moved or deleted); pass the checkpoint file to resume from')
+    cfg.resume, cfg.load_from = True, latest
+
+
 def train_config(argv: Optional[List[str]] = None) -> Config:
     """The Config ``tools/train.py ARGS`` trains with."""
     args = train_parser().parse_args(argv)
     cfg = _base_cfg(args)
     if args.amp:
+        if not amp_device_available():
+            raise RuntimeError(AMP_NEEDS_GPU)
         wrapper_type = cfg.optim_wrapper.get('type', 'OptimWrapper')
         if wrapper_type not in ('OptimWrapper', 'AmpOptimWrapper'):
             raise ValueError(f'--amp needs optim_wrapper.type OptimWrapper or AmpOptimWrapper, got {wrapper_type}')
@@ -84,12 +147,7 @@ def train_config(argv: Optional[List[str]] = None) -> Config:
         if 'auto_scale_lr' not in cfg or 'base_batch_size' not in cfg.auto_scale_lr:
             raise ValueError('--auto-scale-lr needs auto_scale_lr.base_batch_size in the config')
         cfg.auto_scale_lr.enable = True
-    if args.resume == 'auto':
-        cfg.resume, cfg.load_from = True, None
-    elif args.resume is not None:
-        if not osp.isfile(args.resume):
-            raise FileNotFoundError(f'--resume checkpoint {args.resume!r} does not exist')
-        cfg.resume, cfg.load_from = True, args.resume
+    resolve_resume(args.resume, cfg)
     return cfg
 
 
@@ -110,15 +168,69 @@ def test_config(argv: Optional[List[str]] = None) -> Config:
             raise ValueError(f'--out must be a .pkl/.pickle file, got {args.out!r}')
         evaluators = cfg.test_evaluator if isinstance(cfg.test_evaluator, list) else [cfg.test_evaluator]
         cfg.test_evaluator = list(evaluators) + [dict(type='DumpDetResults', out_file_path=args.out)]
+    if args.deploy:
+        cfg.custom_hooks = list(cfg.get('custom_hooks') or []) + [dict(type='BinaryDeployHook')]
     return cfg
 
 
-def build_runner(cfg: Config, check_data: bool = True):
-    """Check the dataset paths, then build the runner the config asks for (mmengine's Runner by default)."""
+TRAINING_SAFETY_HOOKS = ('NonFiniteGuardHook', 'ExactResumeHook')
+
+
+def with_training_safety_hooks(cfg: Config) -> Config:
+    """Append ``NonFiniteGuardHook`` (a diverged run stops with an error, no NaN checkpoint) and ``ExactResumeHook``
+    (``--resume`` continues exactly) to ``cfg.custom_hooks`` unless the config lists them already (list one with
+    your arguments to configure it). Returns ``cfg``, changed in place."""
+    hooks = list(cfg.get('custom_hooks') or [])
+    listed = {h.get('type') if isinstance(h, dict) else type(h).__name__ for h in hooks}
+    cfg.custom_hooks = hooks + [dict(type=name) for name in TRAINING_SAFETY_HOOKS if name not in listed]
+    return cfg
+
+
+def _unused_log_dirs(work_dir: str, existing: set) -> List[str]:
+    """Timestamp folders created in ``work_dir`` since ``existing`` was listed that hold only what mmengine writes
+    when a runner starts (``<timestamp>.log`` and ``vis_data/config.py``): no logged scalars, no images."""
+    unused = []
+    for name in sorted(set(os.listdir(work_dir)) - existing) if osp.isdir(work_dir) else []:
+        path = osp.join(work_dir, name)
+        if not (osp.isdir(path) and re.fullmatch(r'\d{8}_\d{6}', name)):
+            continue
+        files = {osp.relpath(osp.join(d, f), path) for d, _, fs in os.walk(path) for f in fs}
+        if files <= {f'{name}.log', osp.join('vis_data', 'config.py')}:
+            unused.append(path)
+    return unused
+
+
+def build_runner(cfg: Config, check_data: bool = True, mode: str = 'train'):
+    """Check the dataset paths the ``mode`` (``'train'`` or ``'test'``) reads, then build the runner the config
+    asks for (mmengine's Runner by default). For training, the safety hooks are added
+    (:func:`with_training_safety_hooks`) and a GPU-only ``AmpOptimWrapper`` on a CPU-only machine is a clear error.
+    """
     from mmengine.registry import RUNNERS
     from mmengine.runner import Runner
+    if mode not in ('train', 'test'):
+        raise ValueError(f"mode must be 'train' or 'test', got {mode!r}")
     if check_data:
-        check_data_paths(cfg)
+        check_data_paths(cfg, mode=mode)
+    if mode == 'train':
+        with_training_safety_hooks(cfg)
+        if cfg.get('optim_wrapper', {}).get('type') == 'AmpOptimWrapper' and not amp_device_available():
+            raise RuntimeError(AMP_NEEDS_GPU)
     if cfg.get('launcher') == 'pytorch' and not torch.cuda.is_available() and not torch.distributed.is_initialized():
         torch.distributed.init_process_group('gloo')  # before mmengine's init_dist, which needs CUDA
     return Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
+
+
+def run(cfg: Config, mode: str) -> None:
+    """Build the runner and train (``mode='train'``) or test (``'test'``). If that fails before anything was
+    logged, the timestamp folder the failed start created (only its start-up log and config copy inside) is
+    removed, so failed starts leave no empty ``work_dir/<timestamp>/`` behind; then the error is raised."""
+    work_dir = osp.abspath(cfg.get('work_dir') or '.')
+    existing = set(os.listdir(work_dir)) if osp.isdir(work_dir) else set()
+    try:
+        runner = build_runner(cfg, mode=mode)
+        runner.train() if mode == 'train' else runner.test()
+    except BaseException:
+        if get_rank() == 0:
+            for path in _unused_log_dirs(work_dir, existing):
+                shutil.rmtree(path, ignore_errors=True)
+        raise

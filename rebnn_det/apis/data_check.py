@@ -29,13 +29,30 @@ def _datasets(cfg) -> Iterator[ConfigDict]:
             yield cfg
 
 
-def check_data_paths(cfg: Config) -> None:
-    """Raise ``FileNotFoundError`` naming the expected layout when a COCO/VOC dataset of the config is missing.
+# What each command reads: training validates with the val split, testing reads only the test split.
+LOADERS = {'train': ('train_dataloader', 'val_dataloader'), 'test': ('test_dataloader',)}
+EVALUATORS = {'train': ('val_evaluator',), 'test': ('test_evaluator',)}
+
+
+def _evaluator_ann_files(cfg, key: str) -> Iterator[str]:
+    evaluators = cfg.get(key)
+    for ev in evaluators if isinstance(evaluators, (list, tuple)) else [evaluators]:
+        if isinstance(ev, dict) and ev.get('type', '').endswith('CocoMetric') and ev.get('ann_file'):
+            yield ev['ann_file']
+
+
+def check_data_paths(cfg: Config, mode: str = 'train') -> None:
+    """Raise ``FileNotFoundError`` naming the expected layout when a COCO/VOC dataset that the command will read
+    is missing: ``mode='train'`` checks the train and val dataloaders (and the val evaluator's ann file),
+    ``mode='test'`` only the test dataloader and the test evaluator's ann file (evaluating on COCO val needs no
+    training set).
 
     Only real-data datasets are checked (``CocoDataset``, ``VOCDataset``); the embedded ``ShapesDataset`` is
     generated on first use.
     """
-    for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+    if mode not in LOADERS:
+        raise ValueError(f'mode must be one of {sorted(LOADERS)}, got {mode!r}')
+    for loader in LOADERS[mode]:
         if cfg.get(loader) is None:
             continue
         for ds in _datasets(cfg[loader].get('dataset')):
@@ -54,3 +71,12 @@ def check_data_paths(cfg: Config) -> None:
                 f'Put (or symlink) the dataset there, e.g. `ln -s /path/to/dataset {root.rstrip("/") or "data"}`, '
                 f'or point the config at it: --cfg-options {loader}.dataset.data_root=/path/to/dataset/ '
                 '(and the evaluator ann_file for COCO), or edit data_root in a config that inherits this one.')
+    real_data = any(ds.get('type') in LAYOUTS for loader in LOADERS[mode] if cfg.get(loader) is not None
+                    for ds in _datasets(cfg[loader].get('dataset')))
+    for key in EVALUATORS[mode]:
+        for ann in _evaluator_ann_files(cfg, key) if real_data else ():
+            if not osp.isfile(ann):
+                raise FileNotFoundError(
+                    f'{key}.ann_file {ann!r} not found (COCO evaluation reads the ground truth from it). Point it '
+                    f'at the annotation file of the evaluated split: --cfg-options {key}.ann_file=/path/to/'
+                    'instances_val2017.json')

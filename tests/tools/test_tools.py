@@ -11,7 +11,7 @@ import pytest
 import torch
 from mmengine.config import Config
 
-from rebnn_det.apis import check_data_paths, train_config
+from rebnn_det.apis import check_data_paths, cli, train_config
 from rebnn_det.apis.cli import test_config as make_test_config
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -50,13 +50,16 @@ def run_tool(*args, env=None):
     return proc.stdout + proc.stderr
 
 
-def test_train_flags_map_to_config(tmp_path):
+def test_train_flags_map_to_config(tmp_path, monkeypatch):
+    monkeypatch.setattr(cli, 'amp_device_available', lambda: True)  # the flag mapping, as on a GPU machine
+    (tmp_path / 'epoch_3.pth').write_bytes(b'')
+    (tmp_path / 'last_checkpoint').write_text(str(tmp_path / 'epoch_3.pth'))
     cfg = train_config([COCO, '--work-dir', str(tmp_path), '--amp', '--auto-scale-lr', '--resume',
                         '--cfg-options', 'train_cfg.max_epochs=3'])
     assert cfg.work_dir == str(tmp_path)
     assert cfg.optim_wrapper.type == 'AmpOptimWrapper' and cfg.optim_wrapper.loss_scale == 'dynamic'
     assert cfg.auto_scale_lr.enable and cfg.train_cfg.max_epochs == 3
-    assert cfg.resume is True and cfg.load_from is None
+    assert cfg.resume is True and cfg.load_from == str(tmp_path / 'epoch_3.pth')
     cfg = train_config([COCO])
     assert cfg.work_dir == './work_dirs/rebnn_faster_rcnn' and not cfg.get('resume', False)
     with pytest.raises(FileNotFoundError, match="--resume checkpoint 'nope.pth' does not exist"):
@@ -64,6 +67,36 @@ def test_train_flags_map_to_config(tmp_path):
     if not torch.cuda.is_available():
         cfg = train_config([COCO, '--launcher', 'pytorch'])
         assert cfg.env_cfg.dist_cfg.backend == 'gloo' and cfg.model_wrapper_cfg.device_ids is None
+
+
+def test_amp_without_gpu_says_it_needs_one(monkeypatch):
+    monkeypatch.setattr(cli, 'amp_device_available', lambda: False)
+    with pytest.raises(RuntimeError, match=r'mixed precision \(--amp, AmpOptimWrapper\) needs a GPU'):
+        train_config([COCO, '--amp'])
+    cfg = Config.fromfile(SHAPES)
+    cfg.optim_wrapper.type = 'AmpOptimWrapper'  # a config asking for it fails as clearly, before any folder
+    with pytest.raises(RuntimeError, match='needs a GPU'):
+        cli.build_runner(cfg, check_data=False)
+    assert cli.amp_device_available() == torch.cuda.is_available()  # this CPU torch has no NPU/MLU/MUSA either
+
+
+def test_resume_accepts_a_work_dir_and_says_when_there_is_nothing_to_resume(tmp_path):
+    run_dir = tmp_path / 'old_run'
+    run_dir.mkdir()
+    with pytest.raises(FileNotFoundError, match=f"--resume '{run_dir}': this directory has no last_checkpoint"):
+        train_config([SHAPES, '--resume', str(run_dir)])
+    (run_dir / 'last_checkpoint').write_text(str(run_dir / 'epoch_2.pth'))
+    with pytest.raises(FileNotFoundError, match=r"names '.*epoch_2.pth', which does not exist"):
+        train_config([SHAPES, '--resume', str(run_dir)])
+    (run_dir / 'epoch_2.pth').write_bytes(b'')
+    cfg = train_config([SHAPES, '--work-dir', str(tmp_path / 'new'), '--resume', str(run_dir)])
+    assert cfg.resume is True and cfg.load_from == str(run_dir / 'epoch_2.pth')
+    # bare --resume in a work dir without checkpoints: a plain warning, then a new run (from load_from if set)
+    stage2 = osp.join(ROOT, 'configs', 'shapes', 'rebnn_faster_rcnn_shapes_stage2_w1a1.py')
+    with pytest.warns(UserWarning, match=r"--resume: no checkpoint to resume in the work dir '.*empty' \(no "
+                      r"last_checkpoint file\): training starts from the beginning \(from load_from="):
+        cfg = train_config([stage2, '--work-dir', str(tmp_path / 'empty'), '--resume'])
+    assert cfg.resume is False and cfg.load_from.endswith('stage1_w32a1/epoch_4.pth')
 
 
 def test_test_flags_map_to_config(tmp_path):
@@ -77,6 +110,52 @@ def test_test_flags_map_to_config(tmp_path):
         make_test_config([COCO, str(ckpt), '--out', 'r.json'])
     with pytest.raises(FileNotFoundError, match="checkpoint 'missing.pth' does not exist"):
         make_test_config([COCO, 'missing.pth'])
+    assert not any(h.get('type') == 'BinaryDeployHook' for h in cfg.get('custom_hooks', []))
+    cfg = make_test_config([COCO, str(ckpt), '--deploy'])
+    assert cfg.custom_hooks[-1] == dict(type='BinaryDeployHook')
+    assert [h['type'] for h in cfg.custom_hooks[:-1]] == [h['type'] for h in Config.fromfile(COCO).custom_hooks]
+
+
+def test_training_gets_the_safety_hooks_unless_the_config_lists_them():
+    cfg = cli.with_training_safety_hooks(Config.fromfile(SHAPES))
+    assert cfg.custom_hooks == [dict(type='ReBNNHook', gamma='adaptive'), dict(type='NonFiniteGuardHook'),
+                                dict(type='ExactResumeHook')]
+    cfg = Config.fromfile(SHAPES)
+    cfg.custom_hooks = [dict(type='NonFiniteGuardHook', max_consecutive=10)]
+    assert cli.with_training_safety_hooks(cfg).custom_hooks == [dict(type='NonFiniteGuardHook', max_consecutive=10),
+                                                                 dict(type='ExactResumeHook')]
+
+
+def test_evaluation_needs_only_the_test_data(tmp_path):
+    """tools/test.py on COCO val alone: no training set, no error; a missing test set is still named."""
+    cfg = Config.fromfile(COCO)
+    root = str(tmp_path / 'coco') + '/'
+    (tmp_path / 'coco' / 'annotations').mkdir(parents=True)
+    (tmp_path / 'coco' / 'annotations' / 'instances_val2017.json').write_text('{}')
+    for key in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        cfg[key].dataset.data_root = root
+    cfg.val_evaluator.ann_file = cfg.test_evaluator.ann_file = root + 'annotations/instances_val2017.json'
+    check_data_paths(cfg, mode='test')
+    with pytest.raises(FileNotFoundError, match='train_dataloader.dataset expects .*instances_train2017.json'):
+        check_data_paths(cfg, mode='train')
+    cfg.test_evaluator.ann_file = root + 'annotations/other.json'
+    with pytest.raises(FileNotFoundError, match=r"test_evaluator.ann_file '.*other.json' not found"):
+        check_data_paths(cfg, mode='test')
+    cfg.test_dataloader.dataset.data_root = str(tmp_path / 'nowhere') + '/'
+    with pytest.raises(FileNotFoundError, match='test_dataloader.dataset expects .*nowhere/annotations/instances_val'):
+        check_data_paths(cfg, mode='test')
+    with pytest.raises(ValueError, match=r"mode must be one of \['test', 'train'\], got 'val'"):
+        check_data_paths(cfg, mode='val')
+
+
+def test_failed_start_leaves_no_empty_timestamp_folder(tmp_path):
+    work = tmp_path / 'work'
+    cfg = train_config([SHAPES, '--work-dir', str(work), '--cfg-options', *tiny_shapes_options(tmp_path / 'data')])
+    cfg.train_dataloader.dataset.pipeline[2].type = 'NoSuchTransform'  # fails in train(), after the runner started
+    (work / 'older_run_20200101_000000').mkdir(parents=True)
+    with pytest.raises(KeyError, match='NoSuchTransform'):
+        cli.run(cfg, mode='train')
+    assert sorted(p.name for p in work.iterdir() if p.is_dir()) == ['older_run_20200101_000000']
 
 
 @pytest.mark.parametrize('config, expected', [
