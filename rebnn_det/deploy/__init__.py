@@ -3,6 +3,9 @@ runs XNOR-popcount kernels, and the model summary (bits, memory, BOPs/FLOPs). No
 :mod:`rebnn_det.engine`)."""
 from .packing import (WORD_BITS, num_words, pack_activations, pack_conv_weight, pack_signs_last,
                       unpack_conv_weight, unpack_signs_last)
+from .export import (PackedFileError, build_detector, export_binary, export_model, is_packed_file,
+                     load_packed, read_packed_checkpoint)
+from .summary import ModelSummary, format_summary, model_summary
 
 __all__ = ['WORD_BITS', 'num_words', 'pack_activations', 'pack_conv_weight', 'pack_signs_last',
            'unpack_conv_weight', 'unpack_signs_last']

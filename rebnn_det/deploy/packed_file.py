@@ -1,0 +1,303 @@
+"""The packed detector file (``rebnn_det.packed``, format version 1): what it holds, how it is written and read.
+
+A packed file is ``torch.save`` of a plain dict (only strings, numbers, lists/tuples/dicts and tensors, so it is
+read with ``torch.load(weights_only=True)``)::
+
+    format          'rebnn_det.packed'
+    format_version  1
+    config          the mmengine Config text (Python syntax) the model is rebuilt from
+    binary_layers   {module name: {'packed': int64 [C_out, kh, kw, words],   # sign bits, see packing.py
+                                   'alpha':  float32 [C_out],              # the per-output-channel scale
+                                   'layer':  {in_channels, out_channels, kernel_size, stride, padding, dilation,
+                                              groups, weight_binarizer, act_binarizer, pad_value, bias}}}
+    state_dict      every other tensor of the model's state dict, real-valued (RSign thresholds, BN, stem,
+                    shortcuts, heads ...); float16 for the float tensors listed in ``half_keys`` when ``half``
+    half            bool; half_keys: the keys stored as float16
+    meta            {'dataset_meta', 'source_checkpoint', 'rebnn_det_version', 'torch_version', ...}
+
+Binary layers are the :class:`~rebnn_det.ops.ReBNNConv` modules whose ``weight_binarizer`` is ``'rebnn'`` or
+``'xnor'``. Their latent fp32 weights are not stored: only ``sign(w)`` as bits, in the one packed format of
+:mod:`rebnn_det.deploy.packing` (64-bit words stored as ``torch.int64``; input channel ``c`` of a group is bit
+``c % 64``, least significant first, of word ``c // 64``; bit 1 means ``sign = -1``, ``sign(0) = +1``; the tail bits
+of the last word are 0; the channel axis moved last). With ``groups > 1`` the packed axis is the ``C_in / groups``
+input channels of each group, exactly the weight's second axis. ``alpha`` is the learnt scale for ``'rebnn'`` and
+the channel mean ``|w|`` computed at export for ``'xnor'`` (what the XNOR binarizer computes every forward), in
+float32 in every case.
+
+``--half``: the real-valued float tensors (stem, BN weights/biases/running statistics, RPReLU, shortcuts, heads)
+are rounded to float16 (relative error <= 2**-11, values beyond float16's range stay float32 and are left out of
+``half_keys``); ``alpha`` and the RSign thresholds stay float32 (they are tiny, and a rounded threshold would flip
+activation signs). On load every tensor is cast back to the model's float32, so a ``--half`` file reproduces the
+fp32 model up to that rounding of the real-valued parts; a full-precision file reproduces it exactly.
+Nothing here imports mmdet or mmengine.
+"""
+import os
+import os.path as osp
+import pickle
+import tempfile
+import zipfile
+from typing import Dict, Optional
+
+import torch
+from torch import Tensor, nn
+
+from ..ops import RSign, ReBNNConv, channel_mean_abs, named_binary_convs
+from .packing import num_words, pack_conv_weight, unpack_conv_weight
+
+FORMAT = 'rebnn_det.packed'
+FORMAT_VERSION = 1
+BINARY_WEIGHT_BINARIZERS = ('rebnn', 'xnor')
+LAYER_FIELDS = ('in_channels', 'out_channels', 'kernel_size', 'stride', 'padding', 'dilation', 'groups',
+                'weight_binarizer', 'act_binarizer', 'pad_value', 'bias')
+FP16_MAX = float(torch.finfo(torch.float16).max)
+
+
+class PackedFileError(ValueError):
+    """A packed file that cannot be read or does not fit the model it is loaded into."""
+
+
+def layer_record(conv: ReBNNConv) -> dict:
+    """The geometry and binarizers of a binary conv, stored with its bits and validated on load."""
+    return dict(in_channels=conv.in_channels, out_channels=conv.out_channels, kernel_size=list(conv.kernel_size),
+                stride=list(conv.stride), padding=list(conv.padding), dilation=list(conv.dilation),
+                groups=conv.groups, weight_binarizer=conv.weight_binarizer, act_binarizer=conv.act_binarizer,
+                pad_value=float(conv.pad_value), bias=conv.bias is not None)
+
+
+def binary_layers(model: nn.Module) -> Dict[str, ReBNNConv]:
+    """``name -> ReBNNConv`` for every conv of ``model`` whose weights are binary (``'rebnn'`` / ``'xnor'``)."""
+    return {name: m for name, m in named_binary_convs(model) if m.weight_binarizer in BINARY_WEIGHT_BINARIZERS}
+
+
+def fp32_keys(model: nn.Module) -> set:
+    """State-dict keys kept in float32 by ``half``: every ``alpha`` and RSign ``threshold``."""
+    keys = set()
+    for name, m in model.named_modules():
+        prefix = name + '.' if name else ''
+        if isinstance(m, RSign):
+            keys.add(prefix + 'threshold')
+        if isinstance(m, ReBNNConv) and m.alpha is not None:
+            keys.add(prefix + 'alpha')
+    return keys
+
+
+@torch.no_grad()
+def pack_model(model: nn.Module, half: bool = False) -> dict:
+    """The ``binary_layers``, ``state_dict``, ``half`` and ``half_keys`` entries of a packed file for ``model``.
+
+    Raises ``ValueError`` when the model has no binary layer (nothing to pack: export the fp32 checkpoint).
+    """
+    layers = binary_layers(model)
+    if not layers:
+        raise ValueError(f'{type(model).__name__} has no binary layer (no ReBNNConv with weight_binarizer '
+                         f"{' or '.join(map(repr, BINARY_WEIGHT_BINARIZERS))}): nothing to pack; a real-valued "
+                         'model is deployed from its ordinary checkpoint')
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    packed_layers = {}
+    for name, conv in layers.items():
+        weight = state.pop(name + '.weight').float()
+        if conv.weight_binarizer == 'rebnn':
+            alpha = state.pop(name + '.alpha').float().clone()
+        else:
+            alpha = channel_mean_abs(weight)
+        packed_layers[name] = dict(packed=pack_conv_weight(weight), alpha=alpha.contiguous(),
+                                   layer=layer_record(conv))
+    half_keys = []
+    if half:
+        keep = fp32_keys(model)
+        for key, value in state.items():
+            if (value.is_floating_point() and key not in keep and value.dtype != torch.float16
+                    and (value.numel() == 0 or value.abs().max().item() <= FP16_MAX)):
+                state[key] = value.half()
+                half_keys.append(key)
+    return dict(binary_layers=packed_layers, state_dict=state, half=bool(half), half_keys=half_keys)
+
+
+def _xnor_latent(signs: Tensor, alpha: Tensor, window: int = 4) -> Tensor:
+    """Latent weights with the signs ``signs`` whose channel mean ``|w|``, as the XNOR binarizer recomputes it every
+    forward (:func:`~rebnn_det.ops.channel_mean_abs`, a float32 sum divided by ``n``), is exactly ``alpha``.
+
+    Equal magnitudes cannot do it in general (a float32 sum of ``n`` equal values rounds, and ``alpha`` can fall
+    between the reachable means). Instead every magnitude is an integer multiple ``k_j q`` of one power of two
+    ``q`` chosen so that ``K = sum_j k_j`` lies in ``[2**23, 2**24)``: every partial sum is then exact in float32
+    whatever the summation order, the mean is ``fl(q K / n)`` and ``K`` (the ``k_j`` differ by at most 1, so the
+    magnitudes are ``alpha`` to ~``n / 2**23`` relative) is picked among the integers next to ``alpha n / q`` to
+    make it ``alpha``. Channels with ``alpha = 0`` get zeros (``w_hat = 0`` as before); a channel no ``K`` in the
+    window fits keeps the nearest mean found (not observed on ResNet-18 shapes)."""
+    c_out = signs.shape[0]
+    n = signs[0].numel()
+    flat = signs.reshape(c_out, n)
+    a64 = alpha.double()
+    positive = a64 > 0
+    exponent = torch.floor(torch.log2(torch.where(positive, a64 * n, torch.ones_like(a64)))) - 23
+    q = torch.pow(2.0, exponent)
+    ideal = torch.round(a64 * n / q).long()
+    index = torch.arange(n)
+    best, best_err = None, None
+    for dk in sorted(range(-window, window + 1), key=abs):
+        total = (ideal + dk).clamp(max=2**24 - 1)
+        base, extra = total // n, total % n
+        k = base.view(-1, 1) + (index.view(1, -1) < extra.view(-1, 1)).long()
+        mags = (k.double() * q.view(-1, 1)).float()  # k < 2**24 times a power of two: exact in float32
+        mags = torch.where(positive.view(-1, 1), mags, torch.zeros_like(mags))
+        err = (channel_mean_abs(mags) - alpha).abs()
+        if best is None:
+            best, best_err = mags, err
+        else:
+            better = err < best_err
+            best = torch.where(better.view(-1, 1), mags, best)
+            best_err = torch.where(better, err, best_err)
+        if not best_err.any():
+            break
+    return (flat * best).view_as(signs)
+
+
+def unpack_state_dict(payload: dict) -> Dict[str, Tensor]:
+    """The float32 state dict of the model the file was exported from, with latent weights rebuilt so the
+    fp32-simulated forward is the original one: ``'rebnn'`` layers get ``weight = sign(w)`` (±1) and their
+    ``alpha`` (``alpha * sign(±1)`` is the original ``w_hat``, bit for bit); ``'xnor'`` layers get latent
+    weights with the original signs and magnitudes ~``alpha`` whose float32 mean ``|w|`` (what the binarizer
+    recomputes) is exactly ``alpha`` (:func:`_xnor_latent`)."""
+    state = {k: (v.float() if v.dtype == torch.float16 else v) for k, v in payload['state_dict'].items()}
+    for name, entry in payload['binary_layers'].items():
+        layer = entry['layer']
+        signs = unpack_conv_weight(entry['packed'], layer['in_channels'] // layer['groups'])
+        alpha = entry['alpha'].float()
+        if layer['weight_binarizer'] == 'rebnn':
+            state[name + '.weight'] = signs
+            state[name + '.alpha'] = alpha.clone()
+        else:
+            state[name + '.weight'] = _xnor_latent(signs, alpha)
+    return state
+
+
+def check_layers_match(payload: dict, model: nn.Module, path: str) -> None:
+    """Raise :class:`PackedFileError` naming the layer and the field when the binary layers of the file and of
+    ``model`` (built from a config) differ: a layer binary on one side only, or another geometry/binarizer."""
+    modules = dict(model.named_modules())
+    in_model = binary_layers(model)
+    for name, entry in payload['binary_layers'].items():
+        m = modules.get(name)
+        if m is None:
+            raise PackedFileError(f'{path}: binary layer {name!r} of the file does not exist in the model built '
+                                  'from the config (config and weights do not match)')
+        if name not in in_model:
+            what = (f"a ReBNNConv with weight_binarizer={m.weight_binarizer!r}" if isinstance(m, ReBNNConv)
+                    else f'a real {type(m).__name__}')
+            raise PackedFileError(f'{path}: layer {name!r} is binary in the file but {what} in the config '
+                                  '(config and weights do not match)')
+        expected = layer_record(in_model[name])
+        for field in LAYER_FIELDS:
+            if entry['layer'].get(field) != expected[field]:
+                raise PackedFileError(f'{path}: layer {name!r} has {field}={entry["layer"].get(field)!r} in the '
+                                      f'file but {expected[field]!r} in the config (config and weights do not '
+                                      'match)')
+        c_out, c_in_g = expected['out_channels'], expected['in_channels'] // expected['groups']
+        shape = (c_out, *expected['kernel_size'], num_words(c_in_g))
+        if tuple(entry['packed'].shape) != shape or tuple(entry['alpha'].shape) != (c_out, ):
+            raise PackedFileError(f'{path}: layer {name!r} holds packed bits {tuple(entry["packed"].shape)} and '
+                                  f'alpha {tuple(entry["alpha"].shape)}; its geometry needs {shape} and '
+                                  f'({c_out},) (corrupt file)')
+    missing = sorted(set(in_model) - set(payload['binary_layers']))
+    if missing:
+        raise PackedFileError(f'{path}: the config has binary layers the file lacks: {", ".join(missing[:5])}'
+                              f'{" ..." if len(missing) > 5 else ""} (config and weights do not match)')
+
+
+def check_state_matches(state: Dict[str, Tensor], model: nn.Module, path: str) -> None:
+    """Raise :class:`PackedFileError` on missing/unexpected keys or shape differences of the real-valued part."""
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    if missing or unexpected:
+        raise PackedFileError(f'{path}: config and weights do not match: the model built from the config expects '
+                              f'{len(missing)} tensors the file lacks ({", ".join(missing[:4])}'
+                              f'{" ..." if len(missing) > 4 else ""}) and the file holds {len(unexpected)} it does '
+                              f'not know ({", ".join(unexpected[:4])}{" ..." if len(unexpected) > 4 else ""})')
+    for key, value in state.items():
+        if tuple(value.shape) != tuple(expected[key].shape):
+            raise PackedFileError(f'{path}: tensor {key!r} has shape {tuple(value.shape)} in the file but '
+                                  f'{tuple(expected[key].shape)} in the model built from the config (config and '
+                                  'weights do not match)')
+
+
+# ---- the file itself ----------------------------------------------------------------------------------------------
+def write_packed_file(payload: dict, out: str, force: bool = False) -> str:
+    """``torch.save`` ``payload`` (with the format marker) to ``out`` through a unique temporary file in the same
+    directory and ``os.replace``; an existing ``out`` is an error unless ``force``. Returns ``out``."""
+    out = osp.abspath(osp.expanduser(out))
+    if osp.isdir(out):
+        raise IsADirectoryError(f'output {out!r} is a directory; give a file name (e.g. {out}/model.packed.pth)')
+    if osp.exists(out) and not force:
+        raise FileExistsError(f'output {out!r} already exists; pass force=True (--force) to overwrite it')
+    directory = osp.dirname(out)
+    if not osp.isdir(directory):
+        raise FileNotFoundError(f'output directory {directory!r} does not exist')
+    payload = dict(format=FORMAT, format_version=FORMAT_VERSION, **payload)
+    fd, tmp = tempfile.mkstemp(prefix='.' + osp.basename(out) + '.', suffix='.tmp', dir=directory)
+    try:
+        with os.fdopen(fd, 'wb') as f:
+            torch.save(payload, f)
+        os.replace(tmp, out)
+    except BaseException:
+        if osp.exists(tmp):
+            os.remove(tmp)
+        raise
+    return out
+
+
+def _pickle_member(path: str) -> Optional[bytes]:
+    """The pickle record of a torch zip file, or None when ``path`` is not a readable zip archive."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = [n for n in archive.namelist() if n.endswith('/data.pkl') or n == 'data.pkl']
+            return archive.read(names[0]) if names else None
+    except (zipfile.BadZipFile, OSError, KeyError, IndexError):
+        return None
+
+
+def is_packed_file(path: str) -> bool:
+    """True when ``path`` is a torch zip file carrying the packed-format marker (reads the small pickle record
+    only, not the tensors). A truncated packed file is not recognised (its zip directory is lost)."""
+    if not osp.isfile(path):
+        return False
+    record = _pickle_member(path)
+    return record is not None and FORMAT.encode() in record
+
+
+def read_packed_file(path: str, map_location='cpu') -> dict:
+    """Load and validate a packed file; every failure is a :class:`PackedFileError` naming ``path`` and what is
+    wrong (missing, truncated/corrupt, foreign file, newer format version, missing entries)."""
+    if not osp.isfile(path):
+        raise FileNotFoundError(f'packed file {path!r} does not exist')
+    with open(path, 'rb') as f:
+        head = f.read(4)
+    record = _pickle_member(path)
+    if record is None:
+        if head == b'PK\x03\x04':
+            raise PackedFileError(f'{path}: truncated or corrupt file (a zip/torch archive whose directory cannot '
+                                  'be read); export it again')
+        raise PackedFileError(f'{path}: not a rebnn_det packed file (not a torch zip archive at all)')
+    if FORMAT.encode() not in record:
+        raise PackedFileError(f'{path}: not a rebnn_det packed file (a torch file without the {FORMAT!r} marker, '
+                              'e.g. an ordinary checkpoint: export it with tools/export_binary.py CONFIG CHECKPOINT '
+                              'OUT, or load it as a normal checkpoint)')
+    try:
+        payload = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as err:
+        raise PackedFileError(f'{path}: holds objects a packed file never contains (only tensors, numbers, strings '
+                              f'and containers are read; {err})') from err
+    except Exception as err:  # a damaged tensor record, a cut-off pickle ...
+        raise PackedFileError(f'{path}: truncated or corrupt packed file ({type(err).__name__}: {err})') from err
+    if not isinstance(payload, dict) or payload.get('format') != FORMAT:
+        raise PackedFileError(f'{path}: not a rebnn_det packed file (no format={FORMAT!r} entry)')
+    version = payload.get('format_version')
+    if not isinstance(version, int) or version < 1:
+        raise PackedFileError(f'{path}: invalid format_version {version!r}')
+    if version > FORMAT_VERSION:
+        raise PackedFileError(f'{path}: written in packed format version {version}, newer than this rebnn_det '
+                              f'reads (up to {FORMAT_VERSION}); upgrade rebnn_det to load it')
+    for key in ('config', 'binary_layers', 'state_dict'):
+        if key not in payload:
+            raise PackedFileError(f'{path}: packed file lacks its {key!r} entry (corrupt file)')
+    return payload
