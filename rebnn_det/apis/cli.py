@@ -155,6 +155,9 @@ def test_config(argv: Optional[List[str]] = None) -> Config:
     """The Config ``tools/test.py ARGS`` tests with."""
     args = test_parser().parse_args(argv)
     cfg = _base_cfg(args)
+    if osp.isdir(args.checkpoint):
+        raise FileNotFoundError(f'checkpoint {args.checkpoint!r} is a directory; pass a checkpoint file (e.g. '
+                                f'{osp.join(args.checkpoint, "epoch_1.pth")}) or a packed file')
     if not osp.isfile(args.checkpoint):
         raise FileNotFoundError(f'checkpoint {args.checkpoint!r} does not exist')
     cfg.load_from = args.checkpoint
@@ -181,7 +184,7 @@ def with_training_safety_hooks(cfg: Config) -> Config:
     (``--resume`` continues exactly) to ``cfg.custom_hooks`` unless the config lists them already (list one with
     your arguments to configure it). Returns ``cfg``, changed in place."""
     hooks = list(cfg.get('custom_hooks') or [])
-    listed = {h.get('type') if isinstance(h, dict) else type(h).__name__ for h in hooks}
+    listed = {str(h.get('type')).split('.')[-1] if isinstance(h, dict) else type(h).__name__ for h in hooks}
     cfg.custom_hooks = hooks + [dict(type=name) for name in TRAINING_SAFETY_HOOKS if name not in listed]
     return cfg
 

@@ -9,6 +9,7 @@ from mmengine.model import BaseModel
 from mmengine.runner import Runner
 
 from rebnn_det.engine import NonFiniteGuardHook, NonFiniteTrainingError
+from rebnn_det.engine.hooks.nonfinite_guard import non_finite_names
 
 
 class OneWeight(BaseModel):
@@ -32,13 +33,13 @@ class OneWeight(BaseModel):
         return dict(loss=loss)
 
 
-def make_runner(tmp_path, model, iters=10, by_epoch=False, epochs=1, **guard):
+def make_runner(tmp_path, model, iters=10, by_epoch=False, epochs=1, momentum=0.0, **guard):
     return Runner(
         model=model, work_dir=str(tmp_path), experiment_name=f'guard_{tmp_path.name}',
         train_dataloader=dict(dataset=[dict(x=torch.ones(1)) for _ in range(iters)], batch_size=1, num_workers=0,
                               sampler=dict(type='DefaultSampler', shuffle=False),
                               collate_fn=dict(type='default_collate')),
-        optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.01)),
+        optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.01, momentum=momentum)),
         train_cfg=dict(by_epoch=True, max_epochs=epochs),
         default_hooks=dict(checkpoint=dict(type='CheckpointHook', interval=1, by_epoch=by_epoch, max_keep_ckpts=1),
                            logger=dict(type='LoggerHook', interval=1)),
@@ -56,8 +57,9 @@ def test_nan_loss_stops_after_max_consecutive_bad_steps_and_names_the_iteration(
 
 
 def test_nan_weights_stop_at_once(tmp_path):
-    runner = make_runner(tmp_path, OneWeight(nan_grad=(5,)), max_consecutive=3)
-    with pytest.raises(NonFiniteTrainingError, match=r'at iteration 5 .*non-finite weights in 1 tensor\(s\): w'):
+    runner = make_runner(tmp_path, OneWeight(nan_grad=(5,)), momentum=0.9, max_consecutive=3)
+    with pytest.raises(NonFiniteTrainingError, match=r'at iteration 5 .*non-finite model/optimizer state in 2 '
+                       r'tensor\(s\): w, optimizer\[w\]\.momentum_buffer\.'):
         runner.train()
     good = torch.load(tmp_path / 'iter_4.pth', weights_only=False)
     assert math.isfinite(good['state_dict']['w'].item()) and not osp.exists(tmp_path / 'iter_5.pth')
@@ -69,7 +71,8 @@ def test_epoch_end_check_keeps_the_last_good_checkpoint(tmp_path):
     runner = make_runner(tmp_path, OneWeight(nan_grad=(5,)), iters=3, by_epoch=True, epochs=3, max_consecutive=100,
                          check_weights=False)
     with pytest.raises(NonFiniteTrainingError, match=r'Training diverged at the end of epoch 2 \(iteration 6\): '
-                       r'non-finite weights in 1 tensor\(s\): w.*last checkpoint written is .*epoch_1.pth'):
+                       r'non-finite model/optimizer state in 1 tensor\(s\): w.*last checkpoint written is '
+                       r'.*epoch_1.pth'):
         runner.train()
     assert sorted(p.name for p in tmp_path.glob('*.pth')) == ['epoch_1.pth']
     assert open(tmp_path / 'last_checkpoint').read().strip().endswith('epoch_1.pth')
@@ -90,6 +93,12 @@ def test_finite_run_is_untouched(tmp_path):
     runner.train()
     assert torch.load(tmp_path / 'iter_4.pth', weights_only=False)['state_dict']['w'].item() == pytest.approx(
         1 - 0.01 * 3)  # three real SGD steps of -lr * x; the NaN step had a zero gradient
+
+
+def test_non_finite_names_exact_for_huge_finite_values_and_mixed_dtypes():
+    named = [('huge', torch.tensor([3e38, 3e38])), ('half', torch.tensor([1.0, float('inf')], dtype=torch.half)),
+             ('nan', torch.tensor([float('nan')], dtype=torch.float64)), ('ok', torch.zeros(3))]
+    assert non_finite_names(named) == ['half', 'nan']
 
 
 def test_arguments_are_checked():

@@ -110,6 +110,8 @@ def test_test_flags_map_to_config(tmp_path):
         make_test_config([COCO, str(ckpt), '--out', 'r.json'])
     with pytest.raises(FileNotFoundError, match="checkpoint 'missing.pth' does not exist"):
         make_test_config([COCO, 'missing.pth'])
+    with pytest.raises(FileNotFoundError, match=f"checkpoint '{tmp_path}' is a directory; pass a checkpoint file"):
+        make_test_config([COCO, str(tmp_path)])
     assert not any(h.get('type') == 'BinaryDeployHook' for h in cfg.get('custom_hooks', []))
     cfg = make_test_config([COCO, str(ckpt), '--deploy'])
     assert cfg.custom_hooks[-1] == dict(type='BinaryDeployHook')
@@ -121,9 +123,9 @@ def test_training_gets_the_safety_hooks_unless_the_config_lists_them():
     assert cfg.custom_hooks == [dict(type='ReBNNHook', gamma='adaptive'), dict(type='NonFiniteGuardHook'),
                                 dict(type='ExactResumeHook')]
     cfg = Config.fromfile(SHAPES)
-    cfg.custom_hooks = [dict(type='NonFiniteGuardHook', max_consecutive=10)]
-    assert cli.with_training_safety_hooks(cfg).custom_hooks == [dict(type='NonFiniteGuardHook', max_consecutive=10),
-                                                                 dict(type='ExactResumeHook')]
+    cfg.custom_hooks = [dict(type='mmdet.NonFiniteGuardHook', max_consecutive=10)]
+    assert cli.with_training_safety_hooks(cfg).custom_hooks == [
+        dict(type='mmdet.NonFiniteGuardHook', max_consecutive=10), dict(type='ExactResumeHook')]
 
 
 def test_evaluation_needs_only_the_test_data(tmp_path):

@@ -18,7 +18,7 @@ class NonFiniteTrainingError(RuntimeError):
 def _named_float_tensors(obj, prefix: str = '') -> Iterator[Tuple[str, torch.Tensor]]:
     """Every floating-point tensor inside nested dicts/lists/tuples, with a dotted path as its name."""
     if isinstance(obj, torch.Tensor):
-        if obj.is_floating_point() or obj.is_complex():
+        if obj.is_floating_point():
             yield prefix, obj
     elif isinstance(obj, dict):
         for key, value in obj.items():
@@ -29,15 +29,17 @@ def _named_float_tensors(obj, prefix: str = '') -> Iterator[Tuple[str, torch.Ten
 
 
 def non_finite_names(named_tensors) -> List[str]:
-    """Names of the tensors that hold a NaN or Inf (one device sync for all of them)."""
+    """Names of the tensors that hold a NaN or Inf.
+
+    Fast path: one sum per tensor and a single device sync (a NaN/Inf element makes the sum non-finite); only a
+    tensor whose sum is not finite gets the exact ``isfinite`` check, so huge-but-finite values whose sum
+    overflows are not reported."""
     named = list(named_tensors)
     if not named:
         return []
-    flags = [torch.isfinite(t.detach()).all() for _, t in named]
-    finite = torch.stack([f.to(flags[0].device) for f in flags]).cpu()
-    if bool(finite.all()):
-        return []
-    return [name for (name, _), ok in zip(named, finite.tolist()) if not ok]
+    sums = [t.detach().sum() for _, t in named]
+    finite = torch.isfinite(torch.stack([s.to(sums[0].device, torch.float32) for s in sums])).cpu().tolist()
+    return [name for (name, t), ok in zip(named, finite) if not ok and not bool(torch.isfinite(t.detach()).all())]
 
 
 @HOOKS.register_module()
@@ -74,9 +76,17 @@ class NonFiniteGuardHook(Hook):
 
     @staticmethod
     def _state(runner) -> Iterator[Tuple[str, torch.Tensor]]:
+        """The model's parameters/buffers by name, then the optimizer state named after its parameter
+        (``optimizer[backbone.conv1.weight].exp_avg``)."""
         model = runner.model.module if is_model_wrapper(runner.model) else runner.model
         yield from _named_float_tensors(model.state_dict())
-        yield from _named_float_tensors(runner.optim_wrapper.state_dict(), 'optimizer')
+        optimizer = getattr(runner.optim_wrapper, 'optimizer', None)
+        if optimizer is None:  # OptimWrapperDict: several optimizers, named by their state_dict layout
+            yield from _named_float_tensors(runner.optim_wrapper.state_dict(), 'optimizer')
+            return
+        names = {id(p): n for n, p in model.named_parameters()}
+        for param, state in optimizer.state.items():
+            yield from _named_float_tensors(state, f'optimizer[{names.get(id(param), "?")}]')
 
     @staticmethod
     def _losses(outputs) -> Dict[str, float]:
@@ -135,9 +145,9 @@ class NonFiniteGuardHook(Hook):
             what.append(f'{self.consecutive} consecutive step(s) with a non-finite loss '
                         f'(max_consecutive={self.max_consecutive})')
         if bad_state:
-            what.append(f'non-finite weights in {len(bad_state)} tensor(s): {self._shown(bad_state)}')
+            what.append(f'non-finite model/optimizer state in {len(bad_state)} tensor(s): {self._shown(bad_state)}')
         elif state_bad:
-            what.append('non-finite weights on another rank')
+            what.append('non-finite model/optimizer state on another rank')
         self._raise(runner, where, what)
 
     def after_train_epoch(self, runner) -> None:
@@ -146,8 +156,8 @@ class NonFiniteGuardHook(Hook):
         bad_state = non_finite_names(self._state(runner))
         if self._any_rank(bool(bad_state))[0]:
             self._raise(runner, f'the end of epoch {runner.epoch + 1} (iteration {runner.iter})',
-                        [f'non-finite weights in {len(bad_state)} tensor(s): {self._shown(bad_state)}'
-                         if bad_state else 'non-finite weights on another rank'])
+                        [f'non-finite model/optimizer state in {len(bad_state)} tensor(s): {self._shown(bad_state)}'
+                         if bad_state else 'non-finite model/optimizer state on another rank'])
 
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
         bad = non_finite_names(_named_float_tensors(
