@@ -17,13 +17,12 @@ scale and averages it across ranks, so it matches ``.grad`` in all three setting
 """
 import math
 import warnings
-from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import Tensor
 
-from ..ops import ReBNNConv
-from ..ops.binarize import hard_sign
+from ..ops import ReBNNConv, hard_sign, per_channel, scale_signs
 
 GAMMA_GRID = (2e-4, 1e-4, 5e-5, 1e-5)  # the authors' constant-gamma grid
 
@@ -39,6 +38,27 @@ def check_gamma(gamma: Union[str, float]) -> Union[str, float]:
     return float(gamma)
 
 
+def check_rule_settings(gamma: Union[str, float] = 'adaptive', start_iter: int = 0,
+                        warmup_iters: int = 0) -> Tuple[Union[str, float], int, int]:
+    """Validate the settings of the ReBNN rule (shared by :class:`ReBNNRegularizer` and ``ReBNNHook``):
+    ``gamma`` as :func:`check_gamma`, ``start_iter`` and ``warmup_iters`` integers ``>= 0``."""
+    for name, value in (('start_iter', start_iter), ('warmup_iters', warmup_iters)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ValueError(f'{name} must be an integer >= 0, got {value!r}')
+    return check_gamma(gamma), start_iter, warmup_iters
+
+
+class LayerStats(NamedTuple):
+    """One binary layer's numbers for one optimizer step."""
+    flip: float  # fraction of the layer's latent weights whose sign flipped in the step
+    gamma: float  # mean balanced parameter gamma_i over the layer's output channels (0 for 'xnor' layers)
+    loss_r: float  # the layer's reconstruction loss sum_i (gamma_i / 2) ||w_i - alpha_i b_i||^2
+
+
+def _all_finite(tensors: Sequence[Tensor]) -> bool:
+    return not tensors or bool(torch.stack([torch.isfinite(t).all() for t in tensors]).all())
+
+
 class ReBNNRegularizer:
     """Applies the ReBNN reconstruction gradient and balanced-parameter rule to binary layers.
 
@@ -51,14 +71,18 @@ class ReBNNRegularizer:
         warmup_iters: linear ramp of the applied gamma over this many steps after ``start_iter``.
         grad_scale: callable returning the current AMP loss scale (``None``: no scaling).
         distributed_mean: callable averaging a tensor in place across ranks (``None``: single process).
+        report: callable given a message whenever a step is skipped (``None``: ``warnings.warn``).
+
+    A step whose gradients (``.grad`` of the binary weights and alphas, ``dL/dw_hat``) or binary weights are not
+    all finite is skipped: no reconstruction gradient, gamma, sign history, statistics or step count change, and
+    ``report`` is told. :attr:`num_steps` counts completed steps, :attr:`num_skipped` skipped ones.
     """
 
     def __init__(self, layers: Sequence[Tuple[str, ReBNNConv]], gamma: Union[str, float] = 'adaptive',
                  start_iter: int = 0, warmup_iters: int = 0, grad_scale: Optional[Callable[[], float]] = None,
-                 distributed_mean: Optional[Callable[[Tensor], None]] = None):
-        self.gamma_mode = check_gamma(gamma)
-        if start_iter < 0 or warmup_iters < 0:
-            raise ValueError(f'start_iter and warmup_iters must be >= 0, got {start_iter}, {warmup_iters}')
+                 distributed_mean: Optional[Callable[[Tensor], None]] = None,
+                 report: Optional[Callable[[str], None]] = None):
+        self.gamma, self.start_iter, self.warmup_iters = check_rule_settings(gamma, start_iter, warmup_iters)
         self.layers: Dict[str, ReBNNConv] = {}
         for name, layer in layers:
             if layer.weight_binarizer == 'none':
@@ -67,16 +91,18 @@ class ReBNNRegularizer:
         if not self.layers:
             raise ValueError('no binary-weight ReBNNConv layer to regularize')
         self.rebnn_layers = [n for n, m in self.layers.items() if m.weight_binarizer == 'rebnn']
-        if self.gamma_mode != 0 and not self.rebnn_layers:
+        if self.gamma != 0 and not self.rebnn_layers:
             raise ValueError("gamma != 0 needs layers with weight_binarizer='rebnn' (a learnable alpha); "
                              'use gamma=0 for oscillation statistics only')
-        self.start_iter, self.warmup_iters = start_iter, warmup_iters
         self.grad_scale, self.distributed_mean = grad_scale, distributed_mean
+        self.report = report or (lambda msg: warnings.warn(msg, RuntimeWarning, stacklevel=2))
         self.num_steps = 0
+        self.num_skipped = 0
+        self.consecutive_skipped = 0
         self.state: Dict[str, Dict[str, Tensor]] = {}
         for name, layer in self.layers.items():
             w = layer.weight.detach()
-            init_gamma = 0.0 if self.gamma_mode == 'adaptive' else self.gamma_mode
+            init_gamma = 0.0 if self.gamma == 'adaptive' else self.gamma
             self.state[name] = dict(
                 gamma=torch.full((w.shape[0], ), init_gamma, dtype=torch.float32, device=w.device),
                 grad_absmax=torch.zeros(w.shape[0], dtype=torch.float32, device=w.device),
@@ -84,7 +110,7 @@ class ReBNNRegularizer:
                 flip_count=torch.zeros_like(w, dtype=torch.int16))
         self.window_steps = 0
         self.window_gamma_sum = 0.0
-        self.last_stats: Optional[Dict[str, Tensor]] = None  # per layer: flip, gamma, loss_r (one step)
+        self.last_stats: Optional[Dict[str, LayerStats]] = None  # per layer, of the last completed step
         self.last_summary: Dict[str, float] = {}  # summarize_last_step() of the last step
         self._skip_step = False
         self._loss_r: Dict[str, Tensor] = {}
@@ -94,7 +120,7 @@ class ReBNNRegularizer:
     def attach(self, optimizer: torch.optim.Optimizer) -> None:
         """Install the pre/post step hooks on ``optimizer`` and start recording ``dL/dw_hat``."""
         self.detach()
-        if self.gamma_mode == 'adaptive':
+        if self.gamma == 'adaptive':
             for name in self.rebnn_layers:
                 self.layers[name].track_weight_hat_grad(True)
         self._handles = [optimizer.register_step_pre_hook(lambda *_: self.before_step()),
@@ -140,35 +166,39 @@ class ReBNNRegularizer:
     @torch.no_grad()
     def before_step(self) -> None:
         """Record ``max_j |dL/dw_hat_ij|`` and add the reconstruction gradient (Eq. 8-9) to ``.grad``."""
-        weight_hat_grads = self._gather_weight_hat_grads() if self.gamma_mode == 'adaptive' else {}
+        weight_hat_grads = self._gather_weight_hat_grads() if self.gamma == 'adaptive' else {}
         self.discard_weight_hat_grads()
         params = [p for n in self.rebnn_layers for p in (self.layers[n].weight, self.layers[n].alpha)]
-        tensors = list(weight_hat_grads.values()) + [p.grad for p in params if p.grad is not None]
-        self._skip_step = bool(tensors) and not bool(
-            torch.stack([torch.isfinite(t).all() for t in tensors]).all())
+        params += [m.weight for n, m in self.layers.items() if n not in self.rebnn_layers]
+        tensors = list(weight_hat_grads.values()) + params + [p.grad for p in params if p.grad is not None]
+        self._skip_step = not _all_finite(tensors)
         if self._skip_step:
-            warnings.warn(f'ReBNN: non-finite gradient at step {self.num_steps}; gamma and sign-history update '
-                          'skipped for this step', RuntimeWarning)
+            self._report_skip('gradient or binary weight')
             return
         factor = self.applied_gamma_factor()
-        stats = {}
+        loss_r = {}
         for name in self.rebnn_layers:
             layer, st = self.layers[name], self.state[name]
             if name in weight_hat_grads:
                 st['grad_absmax'] = weight_hat_grads[name].abs().flatten(1).amax(1).float()
             w, alpha = layer.weight, layer.alpha
             b = hard_sign(w)
-            residual = w - alpha.view(-1, *([1] * (w.dim() - 1))) * b
+            residual = w - scale_signs(b, alpha)
             gamma = st['gamma'].to(w.dtype)
-            stats[name] = (gamma * residual.flatten(1).pow(2).sum(1)).sum() / 2
+            loss_r[name] = (gamma * residual.flatten(1).pow(2).sum(1)).sum() / 2
             if factor == 0:
                 continue
-            g_applied = gamma.view(-1, *([1] * (w.dim() - 1))) * factor
             if w.grad is not None:
-                w.grad.add_(g_applied * residual)
+                w.grad.add_(per_channel(gamma * factor, w) * residual)
             if alpha.grad is not None:
                 alpha.grad.sub_(gamma * factor * (residual * b).flatten(1).sum(1))
-        self._loss_r = stats
+        self._loss_r = loss_r
+
+    def _report_skip(self, what: str) -> None:
+        self.num_skipped += 1
+        self.consecutive_skipped += 1
+        self.report(f'ReBNN: non-finite {what} at optimizer step {self.num_steps} ({self.consecutive_skipped} '
+                    'consecutive); the ReBNN update, gamma, sign history and statistics skipped for this step')
 
     @torch.no_grad()
     def after_step(self) -> None:
@@ -176,12 +206,15 @@ class ReBNNRegularizer:
         if self._skip_step:
             self._skip_step = False
             return
+        if not _all_finite([m.weight for m in self.layers.values()]):
+            self._report_skip('binary weight after the update')
+            return
         flips, gammas, losses = [], [], []
         for name, layer in self.layers.items():
             st = self.state[name]
             sign = layer.weight.detach() >= 0
             flipped = sign != st['prev_sign']
-            if self.gamma_mode == 'adaptive' and name in self.rebnn_layers:
+            if self.gamma == 'adaptive' and name in self.rebnn_layers:
                 st['gamma'] = flipped.flatten(1).float().mean(1) * st['grad_absmax']
             st['flip_count'].add_(flipped.to(torch.int16)).clamp_(max=torch.iinfo(torch.int16).max)
             st['prev_sign'] = sign
@@ -189,9 +222,10 @@ class ReBNNRegularizer:
             gammas.append(st['gamma'].mean() if name in self.rebnn_layers else flips[-1].new_zeros(()))
             losses.append(self._loss_r.get(name, flips[-1].new_zeros(())).float())
         self.num_steps += 1
+        self.consecutive_skipped = 0
         self.window_steps += 1
-        self.last_stats = dict(zip(self.layers, torch.stack(
-            [torch.stack(flips), torch.stack(gammas), torch.stack(losses)], 1).cpu()))
+        rows = torch.stack([torch.stack(flips), torch.stack(gammas), torch.stack(losses)], 1).tolist()
+        self.last_stats = {name: LayerStats(*row) for name, row in zip(self.layers, rows)}
         self.last_summary = self.summarize_last_step()
         self.window_gamma_sum += self.last_summary['gamma']
 
@@ -202,9 +236,9 @@ class ReBNNRegularizer:
         sizes = {n: self.layers[n].weight.numel() for n in self.layers}
         total = sum(sizes.values())
         stats = self.last_stats
-        return dict(flip=sum(float(stats[n][0]) * sizes[n] for n in stats) / total,
-                    gamma=sum(float(stats[n][1]) for n in self.rebnn_layers) / max(1, len(self.rebnn_layers)),
-                    loss_r=sum(float(stats[n][2]) for n in stats))
+        return dict(flip=sum(stats[n].flip * sizes[n] for n in stats) / total,
+                    gamma=sum(stats[n].gamma for n in self.rebnn_layers) / max(1, len(self.rebnn_layers)),
+                    loss_r=sum(stats[n].loss_r for n in stats))
 
     @torch.no_grad()
     def pop_window(self) -> Dict[str, float]:
@@ -227,7 +261,7 @@ class ReBNNRegularizer:
     # ---- checkpointing ---------------------------------------------------------------------------------------
     def state_dict(self) -> dict:
         return dict(num_steps=self.num_steps, window_steps=self.window_steps, window_gamma_sum=self.window_gamma_sum,
-                    gamma_mode=self.gamma_mode,
+                    gamma=self.gamma,
                     layers={n: {k: v.detach().cpu().clone() for k, v in st.items()} for n, st in self.state.items()})
 
     def load_state_dict(self, state: dict) -> List[str]:

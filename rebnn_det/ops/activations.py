@@ -6,9 +6,10 @@ from .binarize import approx_sign
 
 
 class RSign(nn.Module):
-    """ReActNet's RSign: ``sign(x - beta_c)`` with a learnable threshold ``beta`` per channel.
+    """ReActNet's RSign: ``y = sign(x - threshold_c)``, a learnable ``threshold`` per channel (ReActNet's beta).
 
-    Gradients: ``dL/dx = dL/dy * ApproxSign'(x - beta)``, ``dL/dbeta_c = -sum dL/dy * ApproxSign'(x - beta)``.
+    Gradients: ``dL/dx = dL/dy * ApproxSign'(x - threshold)`` and
+    ``dL/dthreshold_c = -sum dL/dy * ApproxSign'(x - threshold)`` (over the batch and positions of channel c).
     """
 
     def __init__(self, channels: int):
@@ -20,7 +21,8 @@ class RSign(nn.Module):
 
 
 class RPReLU(nn.Module):
-    """ReActNet's RPReLU: ``y = PReLU_a(x - gamma) + zeta``, all three learnable per channel."""
+    """ReActNet's RPReLU: ``y = PReLU_slope(x - shift_in) + shift_out``; ``shift_in`` (ReActNet's gamma),
+    ``slope`` and ``shift_out`` (ReActNet's zeta) learnable per channel, ``slope`` starting at ``init_slope``."""
 
     def __init__(self, channels: int, init_slope: float = 0.25):
         super().__init__()

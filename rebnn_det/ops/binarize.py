@@ -62,7 +62,8 @@ def sign_ste(w: Tensor) -> Tensor:
     return _SignSTE.apply(w)
 
 
-def _channel_view(scale: Tensor, like: Tensor) -> Tensor:
+def per_channel(scale: Tensor, like: Tensor) -> Tensor:
+    """``scale`` (one value per output channel) viewed to broadcast over ``like`` (``(C_out, 1, 1, 1)``)."""
     return scale.view(-1, *([1] * (like.dim() - 1)))
 
 
@@ -71,13 +72,22 @@ def channel_mean_abs(w: Tensor) -> Tensor:
     return w.detach().abs().flatten(1).mean(1)
 
 
+def scale_signs(signs: Tensor, alpha: Tensor) -> Tensor:
+    """The binary weight of Eq. 1 from its signs: ``w_hat_ij = alpha_i * b_ij``, ``b`` in ``{-1, +1}``.
+
+    The one definition of ``alpha * sign(w)``: the binarizers below call it on ``sign_ste(w)`` (training,
+    with the STE gradient), the ReBNN regularizer on ``hard_sign(w)`` (its residual ``w - alpha * b``).
+    """
+    return per_channel(alpha, signs) * signs
+
+
 def binarize_weight_rebnn(w: Tensor, alpha: Tensor) -> Tensor:
     """ReBNN weight binarizer (paper Eq. 1): ``w_hat = alpha_i * sign(w_i)``, alpha learnable per channel.
 
     Gradients (Eq. 3 without the reconstruction term, which :class:`ReBNNHook` adds):
     ``dL/dw_ij = alpha_i * dL/dw_hat_ij * 1{|w_ij| <= 1}`` and ``dL/dalpha_i = sum_j dL/dw_hat_ij * b_ij``.
     """
-    return _channel_view(alpha, w) * sign_ste(w)
+    return scale_signs(sign_ste(w), alpha)
 
 
 def binarize_weight_xnor(w: Tensor) -> Tensor:
@@ -86,7 +96,7 @@ def binarize_weight_xnor(w: Tensor) -> Tensor:
     The scale is recomputed every forward and treated as a constant in backward:
     ``dL/dw_ij = mean|w_i| * dL/dw_hat_ij * 1{|w_ij| <= 1}``.
     """
-    return _channel_view(channel_mean_abs(w), w) * sign_ste(w)
+    return scale_signs(sign_ste(w), channel_mean_abs(w))
 
 
 def check_choice(kind: str, value: str, allowed) -> str:

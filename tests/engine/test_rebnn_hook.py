@@ -154,3 +154,65 @@ def test_accumulative_counts_through_runner_matches_full_batch(tmp_path):
     regs = [next(h for h in r.hooks if isinstance(h, ReBNNHook)).regularizer for r in (full, acc)]
     assert regs[0].num_steps == regs[1].num_steps == 2
     assert torch.allclose(regs[0].state['conv']['gamma'], regs[1].state['conv']['gamma'])
+
+
+class ToyDataNaNFrom(ToyData):
+    """Targets become NaN from sample ``start`` on: the loss, then the weights, diverge."""
+
+    def __init__(self, start):
+        super().__init__()
+        self.y[start:] = float('nan')
+
+
+def test_skipped_steps_log_nothing_stale(tmp_path):
+    runner = Runner(
+        model=TinyBinaryNet(), work_dir=str(tmp_path),
+        train_dataloader=dict(dataset=ToyDataNaNFrom(8), batch_size=4, num_workers=0,
+                              sampler=dict(type='DefaultSampler', shuffle=False),
+                              collate_fn=dict(type='default_collate')),
+        optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.5, momentum=0.9)),
+        train_cfg=dict(by_epoch=False, max_iters=4),
+        custom_hooks=[dict(type='ReBNNHook', gamma='adaptive', oscillation_interval=2)],
+        default_hooks=dict(logger=dict(type='LoggerHook', interval=1)),
+        default_scope='mmdet', randomness=dict(seed=0))
+    runner.train()  # iterations 3 and 4 see NaN targets: the ReBNN update is skipped there
+    reg = next(h for h in runner.hooks if isinstance(h, ReBNNHook)).regularizer
+    assert reg.num_steps == 2 and reg.num_skipped == 2
+    records = [json.loads(line) for line in open(glob.glob(osp.join(tmp_path, '*', 'vis_data', 'scalars.json'))[0])]
+    logged = [r for r in records if 'loss' in r]
+    assert [r['step'] for r in logged] == [1, 2, 3, 4]
+    assert ['rebnn_flip' in r for r in logged] == [True, True, False, False]  # no stale value at 3 and 4
+    assert all(not any(k.startswith('rebnn_') for k in r) for r in logged[2:])
+    assert [r['step'] for r in records if 'rebnn/conv/flip' in r] == [1, 2]
+    assert [r['step'] for r in records if 'rebnn_osc_flipped' in r] == [2]
+    assert 'train/rebnn_flip' not in runner.message_hub.log_scalars
+    text = open(glob.glob(osp.join(tmp_path, '*', '*.log'))[0]).read()
+    assert 'non-finite gradient or binary weight at optimizer step 2 (1 consecutive)' in text
+    assert 'non-finite gradient or binary weight at optimizer step 2 (2 consecutive)' in text
+    assert 'ReBNN oscillation over iterations 3-4: no completed optimizer step, nothing measured' in text
+
+
+def test_hook_trains_binary_head_convs_with_no_extra_setting(tmp_path):
+    """The +RPN-binary shapes config as shipped (only the data shrunk): ReBNNHook regularizes the RPN conv."""
+    from mmengine.config import Config
+    cfg = Config.fromfile(osp.join(osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))), 'configs',
+                                   'shapes', 'rebnn_faster_rcnn_shapes_binary_rpn.py'))
+    root = str(tmp_path / 'shapes') + '/'
+    cfg.merge_from_dict({
+        'work_dir': str(tmp_path / 'work'), 'train_cfg.max_epochs': 1, 'default_hooks.logger.interval': 1,
+        'train_dataloader.batch_size': 2, 'train_dataloader.num_workers': 0,
+        'train_dataloader.persistent_workers': False, 'train_dataloader.dataset.data_root': root,
+        'train_dataloader.dataset.num_images': 4, 'train_dataloader.dataset.img_size': 64})
+    cfg.val_dataloader = cfg.val_cfg = cfg.val_evaluator = None
+    cfg.test_dataloader = cfg.test_cfg = cfg.test_evaluator = None
+    assert [h['type'] for h in cfg.custom_hooks] == ['ReBNNHook']
+    runner = Runner.from_cfg(cfg)
+    runner.train()
+    reg = next(h for h in runner.hooks if isinstance(h, ReBNNHook)).regularizer
+    assert 'rpn_head.rpn_conv.conv' in reg.rebnn_layers  # gamma rule and reconstruction term included
+    assert reg.num_steps == 2 and reg.last_stats['rpn_head.rpn_conv.conv'].flip >= 0
+    assert reg.layers['rpn_head.rpn_conv.conv'].weight_hat_grad is None  # recorded, used, discarded
+    assert reg.state['rpn_head.rpn_conv.conv']['grad_absmax'].gt(0).all()  # dL/dw_hat reached the RPN conv
+    records = [json.loads(line) for line in open(glob.glob(osp.join(tmp_path, 'work', '*', 'vis_data',
+                                                                    'scalars.json'))[0])]
+    assert any('rebnn/rpn_head.rpn_conv.conv/gamma' in r for r in records)

@@ -10,6 +10,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from rebnn_det.engine import ReBNNRegularizer, check_gamma
+from rebnn_det.engine.rebnn_regularizer import LayerStats, check_rule_settings
 from rebnn_det.ops import ReBNNConv
 
 W0 = [[0.3, -0.05, 0.6, -0.4], [0.2, 0.7, -0.5, 1.5]]  # 2 output channels x 4 inputs (1x1 conv)
@@ -170,11 +171,13 @@ def test_non_finite_gradient_skips_gamma_update_with_warning():
     reg.attach(opt)
     opt.zero_grad()
     loss_of(layer, scale=float('nan')).backward()
-    with pytest.warns(RuntimeWarning, match='non-finite gradient at step 1'):
+    last_stats = reg.last_stats
+    with pytest.warns(RuntimeWarning, match=r'non-finite gradient or binary weight at optimizer step 1 \(1 '):
         opt.step()
     for k, v in before.items():
         assert torch.equal(reg.state['conv'][k], v), k
-    assert reg.num_steps == 1
+    assert reg.num_steps == 1 and reg.num_skipped == 1
+    assert reg.last_stats is last_stats  # nothing new was computed
     # the next finite step works normally again
     with torch.no_grad():
         layer.weight.copy_(torch.tensor(W0).view(2, 4, 1, 1))  # the optimizer applied the NaN update
@@ -185,6 +188,36 @@ def test_non_finite_gradient_skips_gamma_update_with_warning():
         warnings.simplefilter('error')
         opt.step()
     assert reg.num_steps == 2 and torch.isfinite(reg.state['conv']['gamma']).all()
+    assert reg.consecutive_skipped == 0 and reg.num_skipped == 1
+
+
+def test_non_finite_weights_skip_every_step_and_each_is_reported():
+    layer = make_layer()
+    messages = []
+    reg = ReBNNRegularizer([('conv', layer)], 'adaptive', report=messages.append)
+    opt = sgd_steps(layer, reg, 1, lr=0.1)
+    with torch.no_grad():  # a diverged weight, finite gradients (the first conv input is finite)
+        layer.weight.view(2, 4)[1, 0] = float('inf')
+    for _ in range(2):
+        opt.zero_grad()
+        loss_of(layer).backward()
+        opt.step()
+    assert reg.num_steps == 1 and reg.num_skipped == 2
+    assert [m.split(';')[0] for m in messages] == [
+        'ReBNN: non-finite gradient or binary weight at optimizer step 1 (1 consecutive)',
+        'ReBNN: non-finite gradient or binary weight at optimizer step 1 (2 consecutive)']
+    # a finite update that produces a non-finite weight is skipped after the update
+    layer = make_layer()
+    messages.clear()
+    reg = ReBNNRegularizer([('conv', layer)], 1e-4, report=messages.append)
+    sgd_steps(layer, reg, 1, lr=0.1)
+    opt = torch.optim.SGD(layer.parameters(), lr=1e6)
+    reg.attach(opt)
+    opt.zero_grad()
+    loss_of(layer, scale=1e36).backward()  # finite gradients, lr * grad overflows float32
+    opt.step()
+    assert not torch.isfinite(layer.weight).all()
+    assert reg.num_steps == 1 and messages[0].startswith('ReBNN: non-finite binary weight after the update at ')
 
 
 def test_start_iter_and_warmup_scale_the_applied_gamma():
@@ -200,7 +233,8 @@ def test_statistics_and_oscillation_window():
     layer = make_layer()
     reg = ReBNNRegularizer([('conv', layer)], 'adaptive')
     sgd_steps(layer, reg, 1, lr=0.1)
-    flip, gamma, loss_r = reg.last_stats['conv'].tolist()
+    flip, gamma, loss_r = reg.last_stats['conv']
+    assert isinstance(reg.last_stats['conv'], LayerStats) and reg.last_stats['conv'].flip == flip
     assert flip == pytest.approx(1 / 8) and loss_r == 0.0  # gamma^0 = 0
     assert gamma == pytest.approx(reg.state['conv']['gamma'].mean().item())
     summary = reg.summarize_last_step()
@@ -242,6 +276,13 @@ def test_bad_configuration_errors():
     assert ReBNNRegularizer([('x', xnor)], 0).rebnn_layers == []
     with pytest.raises(ValueError, match='no binary-weight ReBNNConv'):
         ReBNNRegularizer([], 0)
+    for kw, msg in ((dict(start_iter=-1), 'start_iter must be an integer >= 0, got -1'),
+                    (dict(warmup_iters=2.5), 'warmup_iters must be an integer >= 0, got 2.5')):
+        with pytest.raises(ValueError, match=msg):
+            check_rule_settings(**kw)
+        with pytest.raises(ValueError, match=msg):
+            ReBNNRegularizer([('x', xnor)], 0, **kw)
+    assert check_rule_settings(1e-4, 3, 2) == (1e-4, 3, 2)
     with pytest.raises(ValueError, match="real weights"):
         ReBNNRegularizer([('r', ReBNNConv(1, 1, 1, weight_binarizer='none'))], 0)
 

@@ -1,15 +1,16 @@
 """ReBNNHook: trains the binary layers of any mmdet model with the ReBNN rule and logs weight oscillation."""
-from typing import Optional, Union
+from typing import Dict, Optional, Union
 
+from mmdet.registry import HOOKS
 from mmengine.dist import all_reduce, get_world_size
-import torch
 from mmengine.hooks import Hook, LoggerHook
 from mmengine.model import is_model_wrapper
 from mmengine.optim import AmpOptimWrapper, OptimWrapperDict
-from mmdet.registry import HOOKS
 
 from ...ops import named_binary_convs
-from ..rebnn_regularizer import ReBNNRegularizer, check_gamma
+from ..rebnn_regularizer import LayerStats, ReBNNRegularizer, check_rule_settings
+
+SUMMARY_KEYS = ('flip', 'gamma', 'loss_r')  # model-wide values, logged as train/rebnn_<key>
 
 
 @HOOKS.register_module()
@@ -34,24 +35,26 @@ class ReBNNHook(Hook):
     this step), ``rebnn_gamma`` (mean gamma), ``rebnn_loss_r`` (``L_R``); at the end of each window, to the text
     log (one line) and the vis backends: ``rebnn_osc_flip_ratio`` (mean per-step flip ratio),
     ``rebnn_osc_flipped`` (flipped at least once) and ``rebnn_osc_oscillated`` (flipped at least twice).
+    The hook logs only what it computed: when an optimizer step is skipped (non-finite gradients or weights, which
+    the logger is told about, or an update AMP's scaler skipped), the model-wide ``rebnn_*`` values are removed
+    from the message hub until a step completes again, so no stale value is logged as current.
     The hook's state (gamma, previous signs, flip counters) is saved in checkpoints under ``'rebnn_hook'``.
     """
     priority = 'NORMAL'
 
     def __init__(self, gamma: Union[str, float] = 'adaptive', start_iter: int = 0, warmup_iters: int = 0,
                  log_per_layer: bool = True, oscillation_interval: Optional[int] = None):
-        self.gamma = check_gamma(gamma)
-        if start_iter < 0 or warmup_iters < 0:
-            raise ValueError(f'start_iter and warmup_iters must be >= 0, got {start_iter}, {warmup_iters}')
+        self.gamma, self.start_iter, self.warmup_iters = check_rule_settings(gamma, start_iter, warmup_iters)
         if oscillation_interval is not None and oscillation_interval < 1:
             raise ValueError(f'oscillation_interval must be None or >= 1, got {oscillation_interval}')
-        self.start_iter, self.warmup_iters = start_iter, warmup_iters
         self.log_per_layer = log_per_layer
         self.oscillation_interval = oscillation_interval
         self.regularizer: Optional[ReBNNRegularizer] = None
         self._loaded_state: Optional[dict] = None
         self._logged_step = -1
-        self._layer_sum, self._layer_count, self._log_interval = None, 0, 50
+        self._layer_sums: Dict[str, LayerStats] = {}
+        self._layer_count, self._log_interval = 0, 50
+        self._window_first_iter = 1  # 1-based iteration that opened the current oscillation window
 
     def before_train(self, runner) -> None:
         model = runner.model.module if is_model_wrapper(runner.model) else runner.model
@@ -68,12 +71,16 @@ class ReBNNHook(Hook):
             if isinstance(optim_wrapper, AmpOptimWrapper) else None
         distributed_mean = (lambda t: all_reduce(t, op='mean')) if get_world_size() > 1 else None
         self.regularizer = ReBNNRegularizer(layers, self.gamma, self.start_iter, self.warmup_iters, grad_scale,
-                                            distributed_mean)
+                                            distributed_mean, report=runner.logger.warning)
+        self._logged_step = -1
+        self._window_first_iter = runner.iter + 1
         if self._loaded_state is not None:
             skipped = self.regularizer.load_state_dict(self._loaded_state)
             if skipped:
                 runner.logger.warning(f'ReBNNHook: no saved state for {len(skipped)} layer(s) (e.g. {skipped[0]}); '
                                       'they start with fresh gamma and sign history')
+            self._window_first_iter = self._loaded_state.get('window_first_iter', self._window_first_iter)
+            self._logged_step = self.regularizer.num_steps
             self._loaded_state = None
         self.regularizer.attach(optim_wrapper.optimizer)
         logger_hooks = [h for h in runner.hooks if isinstance(h, LoggerHook)]
@@ -84,33 +91,36 @@ class ReBNNHook(Hook):
 
     def after_train_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
         reg = self.regularizer
-        if runner.optim_wrapper.should_update():
+        if runner.optim_wrapper.should_update():  # an optimizer step was due in this iteration
             reg.discard_weight_hat_grads()  # also when AMP skipped the update
-        if reg.last_stats is not None and reg.num_steps != self._logged_step:
-            self._logged_step = reg.num_steps
-            for key, value in reg.last_summary.items():
-                runner.message_hub.update_scalar(f'train/rebnn_{key}', value)
-            if self.log_per_layer:
-                stats = torch.stack(list(reg.last_stats.values()))
-                self._layer_sum = stats if self._layer_sum is None else self._layer_sum + stats
-                self._layer_count += 1
+            if reg.num_steps != self._logged_step:  # ... and the regularizer completed it: log what it computed
+                self._logged_step = reg.num_steps
+                for key in SUMMARY_KEYS:
+                    runner.message_hub.update_scalar(f'train/rebnn_{key}', reg.last_summary[key])
+                if self.log_per_layer:
+                    for name, stats in reg.last_stats.items():
+                        old = self._layer_sums.get(name)
+                        self._layer_sums[name] = stats if old is None else LayerStats(
+                            *(a + b for a, b in zip(old, stats)))
+                    self._layer_count += 1
+            else:  # skipped (non-finite values, or AMP's scaler): no current value exists, log none
+                for key in SUMMARY_KEYS:
+                    runner.message_hub.log_scalars.pop(f'train/rebnn_{key}', None)
         if self.log_per_layer and self._layer_count and self.every_n_train_iters(runner, self._log_interval):
             self._write_layer_stats(runner)
         if self.oscillation_interval is not None and self.every_n_train_iters(runner, self.oscillation_interval):
-            self._log_window(runner, f'iterations {runner.iter + 2 - reg.window_steps}-{runner.iter + 1}',
-                             runner.iter + 1)
+            self._log_window(runner, f'iterations {self._window_first_iter}-{runner.iter + 1}', runner.iter + 1)
 
     def _write_layer_stats(self, runner) -> None:
         """Per-layer means over the logger interval, straight to the vis backends (scalars.json, TensorBoard)."""
-        means = (self._layer_sum / self._layer_count).tolist()
         scalars = {}
-        for name, (flip, gamma, loss_r) in zip(self.regularizer.layers, means):
-            scalars[f'rebnn/{name}/flip'] = flip
+        for name, sums in self._layer_sums.items():
+            scalars[f'rebnn/{name}/flip'] = sums.flip / self._layer_count
             if name in self.regularizer.rebnn_layers:
-                scalars[f'rebnn/{name}/gamma'] = gamma
-                scalars[f'rebnn/{name}/loss_r'] = loss_r
+                scalars[f'rebnn/{name}/gamma'] = sums.gamma / self._layer_count
+                scalars[f'rebnn/{name}/loss_r'] = sums.loss_r / self._layer_count
         runner.visualizer.add_scalars(scalars, step=runner.iter + 1)
-        self._layer_sum, self._layer_count = None, 0
+        self._layer_sums, self._layer_count = {}, 0
 
     def after_train_epoch(self, runner) -> None:
         if self.oscillation_interval is None:
@@ -118,6 +128,10 @@ class ReBNNHook(Hook):
 
     def _log_window(self, runner, label: str, step: int) -> None:
         window = self.regularizer.pop_window()
+        self._window_first_iter = step + 1  # step = iterations done: the next one (1-based) opens the next window
+        if window['steps'] == 0:
+            runner.logger.warning(f'ReBNN oscillation over {label}: no completed optimizer step, nothing measured')
+            return
         # straight to the vis backends: the window can close after the last logged iteration of the run
         runner.visualizer.add_scalars(
             {f'rebnn_osc_{k}': window[k] for k in ('flip_ratio', 'flipped', 'oscillated', 'gamma')}, step=step)
@@ -131,7 +145,7 @@ class ReBNNHook(Hook):
 
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
         if self.regularizer is not None:
-            checkpoint['rebnn_hook'] = self.regularizer.state_dict()
+            checkpoint['rebnn_hook'] = dict(self.regularizer.state_dict(), window_first_iter=self._window_first_iter)
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
         state = checkpoint.get('rebnn_hook')
