@@ -1,5 +1,6 @@
 """The README's main job: train the ReBNN Faster R-CNN on the embedded shapes set, evaluate it with COCO mAP,
-plot the weight oscillation and say where everything is."""
+plot the weight oscillation and say where everything is. The config path comes from the caller (tools/demo.py
+passes the checkout's configs/shapes/rebnn_faster_rcnn_shapes.py): the package does not know where configs are."""
 import glob
 import os.path as osp
 import time
@@ -10,12 +11,11 @@ from mmengine.config import Config
 from .cli import build_runner
 from .oscillation_plot import plot_oscillation
 
-DEMO_CONFIG = osp.join(osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))), 'configs', 'shapes',
-                       'rebnn_faster_rcnn_shapes.py')
-
-
-def run_demo(work_dir: str, config: str = DEMO_CONFIG, cfg_options: Optional[dict] = None) -> dict:
-    """Train + evaluate + plot; returns the metrics and the paths of checkpoint, log, scalars and plot."""
+def run_demo(config: str, work_dir: str, cfg_options: Optional[dict] = None) -> dict:
+    """Train ``config`` + evaluate + plot; returns the metrics and the paths of checkpoint, log, scalars, plot."""
+    if not osp.isfile(config):
+        raise FileNotFoundError(f'demo config {config!r} does not exist; pass the path of '
+                                'configs/shapes/rebnn_faster_rcnn_shapes.py in a rebnn_det checkout')
     start = time.time()
     cfg = Config.fromfile(config)
     cfg.work_dir = work_dir

@@ -24,7 +24,6 @@ class ReActBasicBlock(nn.Module):
     (``nn.Conv2d``) and the topology is unchanged. Parameter names follow torchvision's BasicBlock
     (``conv1, bn1, conv2, bn2, downsample``) so real ResNet weights map onto it.
     """
-    expansion = 1
 
     def __init__(self, in_channels: int, out_channels: int, stride: int = 1, binary: bool = True,
                  binary_conv_cfg: Optional[dict] = None, norm_cfg: dict = dict(type='BN')):

@@ -1,4 +1,4 @@
-from .binary_conv_block import BinaryConvBlock, channel_shortcut
+from ..layers import BinaryConvBlock, channel_shortcut
 from .binary_fpn import BinaryFPN
 
 __all__ = ['BinaryConvBlock', 'BinaryFPN', 'channel_shortcut']

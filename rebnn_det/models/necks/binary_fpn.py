@@ -7,7 +7,7 @@ from torch import Tensor
 
 from ...ops import reset_binary_alphas
 from ...ops.binarize import check_choice
-from .binary_conv_block import BinaryConvBlock
+from ..layers import BinaryConvBlock
 
 
 @MODELS.register_module()

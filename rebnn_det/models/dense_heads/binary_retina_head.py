@@ -1,0 +1,30 @@
+"""BinaryRetinaHead: mmdet's RetinaHead with 1-bit stacked cls/reg convs."""
+from typing import Optional
+
+from mmdet.models.dense_heads import RetinaHead
+from mmdet.registry import MODELS
+
+from ...ops import reset_binary_alphas
+from ..layers import binarize_conv_tower
+
+
+@MODELS.register_module()
+class BinaryRetinaHead(RetinaHead):
+    """mmdet ``RetinaHead`` (same arguments and outputs) whose ``stacked_convs`` 3x3 convs of the classification
+    and regression towers are :class:`~rebnn_det.models.layers.BinaryConvBlock`: ``ReLU(BN(ReBNNConv(x)) + x)``
+    (the ReLU of the ConvModule each replaces). The two 3x3 prediction convs (``retina_cls``, ``retina_reg``) stay
+    real: they output the logits and box deltas (see :class:`BinaryRPNHead` for why prediction layers stay real).
+
+    Args (beyond RetinaHead's):
+        binary_cfg: arguments of every block (see :class:`BinaryRPNHead`); ``norm_cfg`` defaults to BN, which
+            folds into the binary conv's scale at inference (the head's own ``norm_cfg`` is not used by them).
+    """
+
+    def __init__(self, num_classes: int, in_channels: int, binary_cfg: Optional[dict] = None, **kwargs):
+        super().__init__(num_classes, in_channels, **kwargs)
+        binarize_conv_tower(self.cls_convs, binary_cfg)
+        binarize_conv_tower(self.reg_convs, binary_cfg)
+
+    def init_weights(self) -> None:
+        super().init_weights()
+        reset_binary_alphas(self)
