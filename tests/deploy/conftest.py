@@ -1,4 +1,5 @@
 """Shared fixtures of the deploy tests: a tiny ReBNN Faster R-CNN trained once per session on the shapes set."""
+import copy
 import os.path as osp
 from collections import namedtuple
 
@@ -50,13 +51,15 @@ def tiny_shapes_cfg(data_root: str, work_dir: str, epochs: int = 10):
 def tiny_trained_detector(tmp_path_factory):
     """``TinyDetector(cfg, checkpoint, work_dir)``: a tiny ReBNN Faster R-CNN (ReBNNHook on) trained for 40
     iterations in a temporary directory. ``cfg`` is the mmengine Config it was trained with (data under the same
-    temporary directory; val/test read the training images); ``checkpoint`` the mmengine ``.pth`` it saved."""
+    temporary directory; val/test read the training images); ``checkpoint`` the mmengine ``.pth`` it saved.
+    Deep-copy ``cfg`` before changing it (``Config.copy`` is shallow and the fixture is shared)."""
     from mmengine.runner import Runner
     base = tmp_path_factory.mktemp('tiny_detector')
     cfg = tiny_shapes_cfg(str(base / 'data'), str(base / 'work'))
+    train_cfg = copy.deepcopy(cfg)
+    train_cfg.update(val_dataloader=None, val_cfg=None, val_evaluator=None)  # no evaluation while training
     torch.manual_seed(0)
-    runner = Runner.from_cfg(cfg.copy())
-    runner.train()
+    Runner.from_cfg(train_cfg).train()
     checkpoint = osp.join(cfg.work_dir, f'epoch_{cfg.train_cfg.max_epochs}.pth')
     assert osp.isfile(checkpoint), checkpoint
     return TinyDetector(cfg, checkpoint, cfg.work_dir)

@@ -54,7 +54,8 @@ def test_reload_gives_identical_predictions_and_map(tiny_trained_detector, packe
     original = _trained_model(tiny_trained_detector)
     reloaded = load_packed(packed)  # rebuilt from the file alone
     assert not reloaded.training
-    assert reloaded.dataset_meta['classes'] == original.dataset_meta['classes']
+    assert reloaded.dataset_meta['classes'] == tuple(torch.load(tiny_trained_detector.checkpoint, weights_only=False)[
+        'meta']['dataset_meta']['classes'])
     (pred_a, pred_b), (map_a, map_b) = _evaluate([original, reloaded], tiny_trained_detector.cfg)
     assert sum(len(p) for p in pred_a) > 0
     for a, b in zip(pred_a, pred_b):
@@ -71,7 +72,7 @@ def test_runner_tests_a_packed_file_as_load_from(tiny_trained_detector, packed, 
     from mmengine.runner import Runner
     metrics = []
     for i, ckpt in enumerate([tiny_trained_detector.checkpoint, packed]):
-        cfg = tiny_trained_detector.cfg.copy()
+        cfg = copy.deepcopy(tiny_trained_detector.cfg)
         cfg.update(load_from=ckpt, work_dir=str(tmp_path / str(i)))
         metrics.append(Runner.from_cfg(cfg).test())
     assert metrics[0]['coco/bbox_mAP'] > 0 and metrics[0] == metrics[1]
@@ -116,11 +117,11 @@ def test_half_rounds_real_parts_only(tiny_trained_detector, packed, tmp_path):
             assert value.dtype == torch.float16 and key in payload['half_keys']
             assert torch.equal(value, full['state_dict'][key].half())
     reloaded = load_packed(out)
-    for k, v in reloaded.state_dict().items():
-        assert v.dtype == full['state_dict'].get(k, v).dtype or v.dtype == torch.float32
-    (pred_a, pred_b), _ = _evaluate([load_packed(packed), reloaded], tiny_trained_detector.cfg)
-    assert sum(len(p) for p in pred_b) > 0  # fp16 rounding of the real parts: close, not identical
-    assert pred_a[0].scores.numel() and torch.allclose(pred_a[0].scores[:3], pred_b[0].scores[:3], atol=0.05)
+    assert not any(v.dtype == torch.float16 for v in reloaded.state_dict().values())  # runs in float32
+    _, (full_map, half_map) = _evaluate([load_packed(packed), reloaded], tiny_trained_detector.cfg)
+    # fp16 rounding of the real parts (rel. 2**-11) moves some activations across a sign threshold: close mAP
+    assert half_map['coco/bbox_mAP'] > 0
+    assert abs(half_map['coco/bbox_mAP'] - full_map['coco/bbox_mAP']) <= 0.02, (half_map, full_map)
 
 
 def test_no_overwrite_without_force(tiny_trained_detector, packed, tmp_path):
@@ -158,22 +159,22 @@ def test_truncated_foreign_and_newer_files(tiny_trained_detector, packed, tmp_pa
 
 
 def test_config_weights_mismatch(tiny_trained_detector, packed):
-    wider = tiny_trained_detector.cfg.copy()
+    wider = copy.deepcopy(tiny_trained_detector.cfg)
     wider.model.backbone.update(base_channels=32, stem_channels=32)
     wider.model.neck.in_channels = [32, 64, 128, 256]
     with pytest.raises(PackedFileError, match=r"layer 'backbone\.layer1\.0\.conv1' has in_channels=16 in the file "
                                               r'but 32 in the config'):
         load_packed(packed, cfg=wider)
-    real_stage = tiny_trained_detector.cfg.copy()
+    real_stage = copy.deepcopy(tiny_trained_detector.cfg)
     real_stage.model.backbone.binary_stages = (False, True, True, True)
     with pytest.raises(PackedFileError, match=r"layer 'backbone\.layer1\.0\.conv1' is binary in the file but a real "
                                               r'Conv2d in the config'):
         load_packed(packed, cfg=real_stage)
-    w32 = tiny_trained_detector.cfg.copy()
+    w32 = copy.deepcopy(tiny_trained_detector.cfg)
     w32.model.neck.weight_binarizer = 'none'
     with pytest.raises(PackedFileError, match=r"binary in the file but a ReBNNConv with weight_binarizer='none'"):
         load_packed(packed, cfg=w32)
-    classes = tiny_trained_detector.cfg.copy()
+    classes = copy.deepcopy(tiny_trained_detector.cfg)
     classes.model.roi_head.bbox_head.num_classes = 3
     with pytest.raises(PackedFileError, match=r"tensor 'roi_head\.bbox_head\.fc_cls\.weight' has shape \(7, 64\) in "
                                               r'the file but \(4, 64\)'):
