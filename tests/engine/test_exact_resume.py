@@ -5,6 +5,7 @@ import os.path as osp
 import random
 
 import numpy as np
+import pytest
 import torch
 from mmengine.config import Config
 
@@ -38,7 +39,16 @@ def tiny_config(data_root, work_dir, max_epochs, workers, validate):
     return cfg
 
 
-def test_resume_after_epoch_1_ends_bit_identical_to_an_uninterrupted_run(tmp_path):
+@pytest.fixture
+def one_thread():
+    """Tiny convolutions on a shared 2-core machine run several times faster on one thread (both runs use it)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_resume_after_epoch_1_ends_bit_identical_to_an_uninterrupted_run(tmp_path, one_thread):
     data = tmp_path / 'data'
     # uninterrupted: 2 epochs, one persistent worker (its random state would run on from epoch 1 into epoch 2)
     build_runner(tiny_config(data, tmp_path / 'full', 2, workers=1, validate=True)).train()

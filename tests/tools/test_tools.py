@@ -44,8 +44,9 @@ def _free_port():
 
 
 def run_tool(*args, env=None):
+    # one thread: tiny convolutions on a shared 2-core machine are several times faster without thread contention
     proc = subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True, timeout=600,
-                          env=dict(os.environ, **(env or {})))
+                          env=dict(os.environ, OMP_NUM_THREADS='1', **(env or {})))
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return proc.stdout + proc.stderr
 
