@@ -35,7 +35,7 @@ def tiny_config(data_root, work_dir, max_epochs, workers, validate):
     cfg.default_hooks.logger.interval = 1
     cfg.default_hooks.checkpoint.update(interval=1, max_keep_ckpts=1)
     cfg.work_dir = str(work_dir)
-    cfg.experiment_name = f'{osp.basename(str(work_dir))}_{max_epochs}'
+    cfg.experiment_name = cfg.visualizer.name = f'{osp.basename(str(work_dir))}_{max_epochs}'  # one per runner
     return cfg
 
 
