@@ -37,7 +37,7 @@ EVALUATORS = {'train': ('val_evaluator',), 'test': ('test_evaluator',)}
 def _evaluator_ann_files(cfg, key: str) -> Iterator[str]:
     evaluators = cfg.get(key)
     for ev in evaluators if isinstance(evaluators, (list, tuple)) else [evaluators]:
-        if isinstance(ev, dict) and ev.get('type', '').endswith('CocoMetric') and ev.get('ann_file'):
+        if isinstance(ev, dict) and str(ev.get('type', '')).endswith('CocoMetric') and ev.get('ann_file'):
             yield ev['ann_file']
 
 
