@@ -66,7 +66,9 @@ def main():
         files = [('file: state_dict .pth vs packed', os.path.getsize(fp32_file), os.path.getsize(packed_file)),
                  ('file: state_dict .pth vs packed --half', os.path.getsize(fp32_file), os.path.getsize(half_file))]
     print(f'config {osp.relpath(args.config)}; BOPs {summary.bops / 1e9:.2f} G, FLOPs {summary.flops / 1e9:.2f} G '
-          f'(backbone + neck + RPN at {args.shape[0]}x{args.shape[1]}), OPs {summary.ops / 1e9:.2f} G')
+          f'(backbone + neck + RPN at {args.shape[0]}x{args.shape[1]}), OPs {summary.ops / 1e9:.2f} G; '
+          f'backbone + neck alone: BOPs {feat.bops / 1e9:.2f} G, FLOPs {feat.flops / 1e9:.2f} G, '
+          f'OPs {feat.ops / 1e9:.2f} G')
     print(f'| {"part":<40} | {"fp32":>12} | {"packed":>12} | {"ratio":>7} |')
     print(f'|{"-" * 42}|{"-" * 14}|{"-" * 14}|{"-" * 9}|')
     for name, fp32, packed in rows + files:
