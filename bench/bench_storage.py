@@ -5,8 +5,8 @@
 Rows: the 1-bit ReBNNResNet-18 + BinaryFPN (target: packed >= 20x smaller than fp32), the heads (real-valued), the
 whole detector in fp32 / packed / packed --half, and the sizes of the files tools/export_binary.py writes next to
 an fp32 mmengine-style checkpoint holding only the state dict. Counted sizes follow rebnn_det.deploy.summary
-(1 bit per binary weight, 32 bits per other value, --half: 16 bits per real-valued float except alpha and the
-RSign thresholds); file sizes include torch's zip/pickle overhead and the int64 word padding of the sign bits.
+(1 bit per binary weight, 32 bits per other value; --half: 16 bits per weight of the real convs/linears); file
+sizes include torch's zip/pickle overhead and the int64 word padding of the sign bits.
 Weights are the config's initialisation (sizes do not depend on the values).
 """
 import argparse
@@ -20,13 +20,14 @@ import torch
 sys.path.insert(0, osp.abspath(osp.join(osp.dirname(__file__), '..')))
 
 from rebnn_det.deploy import build_detector, export_model, model_summary  # noqa: E402
-from rebnn_det.deploy.packed_file import fp32_keys, binary_layers  # noqa: E402
+from rebnn_det.deploy.packed_file import binary_layers, half_candidates  # noqa: E402
 
 
 def half_packed_bytes(model) -> float:
-    """Counted size of a --half file: binary weights 1 bit, alpha/thresholds 32 bits, other floats 16 bits."""
+    """Counted size of a --half file: binary weights 1 bit, real conv/linear weight matrices 16 bits, every other
+    value (alpha, thresholds, BN, biases, RPReLU) 32 bits."""
     layers = binary_layers(model)
-    keep32 = fp32_keys(model)
+    halved = half_candidates(model)
     bits = 0
     for name, conv in layers.items():
         bits += conv.weight.numel() + 32 * conv.out_channels  # signs + alpha
@@ -34,7 +35,7 @@ def half_packed_bytes(model) -> float:
     for key, value in model.state_dict().items():
         if key in skip or not value.is_floating_point():
             continue
-        bits += value.numel() * (32 if key in keep32 else 16)
+        bits += value.numel() * (16 if key in halved else 32)
     return bits / 8
 
 

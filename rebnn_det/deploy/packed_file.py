@@ -11,7 +11,7 @@ read with ``torch.load(weights_only=True)``)::
                                    'layer':  {in_channels, out_channels, kernel_size, stride, padding, dilation,
                                               groups, weight_binarizer, act_binarizer, pad_value, bias}}}
     state_dict      every other tensor of the model's state dict, real-valued (RSign thresholds, BN, stem,
-                    shortcuts, heads ...); float16 for the float tensors listed in ``half_keys`` when ``half``
+                    shortcuts, heads ...); with ``half`` the tensors listed in ``half_keys`` are float16
     half            bool; half_keys: the keys stored as float16
     meta            {'dataset_meta', 'source_checkpoint', 'rebnn_det_version', 'torch_version', ...}
 
@@ -24,11 +24,14 @@ input channels of each group, exactly the weight's second axis. ``alpha`` is the
 the channel mean ``|w|`` computed at export for ``'xnor'`` (what the XNOR binarizer computes every forward), in
 float32 in every case.
 
-``--half``: the real-valued float tensors (stem, BN weights/biases/running statistics, RPReLU, shortcuts, heads)
-are rounded to float16 (relative error <= 2**-11, values beyond float16's range stay float32 and are left out of
-``half_keys``); ``alpha`` and the RSign thresholds stay float32 (they are tiny, and a rounded threshold would flip
-activation signs). On load every tensor is cast back to the model's float32, so a ``--half`` file reproduces the
-fp32 model up to that rounding of the real-valued parts; a full-precision file reproduces it exactly.
+``--half``: the weight matrices of the real-valued convolutions and linear layers (stem, downsample shortcuts,
+RPN/RoI/dense heads: almost all real-valued bytes) are rounded to float16 (relative error <= 2**-11; a tensor with
+values beyond float16's range stays float32 and is left out of ``half_keys``). Per-channel vectors stay float32:
+``alpha``, RSign thresholds, BN parameters and running statistics, biases, RPReLU (few bytes, and they sit right
+before a sign, where rounding would flip activations). On load every tensor is cast back to float32, so a
+``--half`` file reproduces the fp32 model up to the rounding of those weights (which still moves some activations
+across a sign threshold downstream: predictions are close, not identical); a full-precision file reproduces the
+exported model exactly.
 Nothing here imports mmdet or mmengine.
 """
 import os
@@ -41,7 +44,7 @@ from typing import Dict, Optional
 import torch
 from torch import Tensor, nn
 
-from ..ops import RSign, ReBNNConv, channel_mean_abs, named_binary_convs
+from ..ops import ReBNNConv, channel_mean_abs, named_binary_convs
 from .packing import num_words, pack_conv_weight, unpack_conv_weight
 
 FORMAT = 'rebnn_det.packed'
@@ -69,15 +72,16 @@ def binary_layers(model: nn.Module) -> Dict[str, ReBNNConv]:
     return {name: m for name, m in named_binary_convs(model) if m.weight_binarizer in BINARY_WEIGHT_BINARIZERS}
 
 
-def fp32_keys(model: nn.Module) -> set:
-    """State-dict keys kept in float32 by ``half``: every ``alpha`` and RSign ``threshold``."""
+def half_candidates(model: nn.Module) -> set:
+    """State-dict keys ``half`` stores in float16: the weight matrices of the real-valued convolutions and linear
+    layers (stem, shortcuts, heads: the bulk of a detector's real parameters). Per-channel vectors (BN parameters
+    and running statistics, biases, RPReLU, ``alpha``, RSign thresholds) stay float32: they are a small fraction
+    of the bytes and they sit right before a sign, where rounding flips activations."""
     keys = set()
     for name, m in model.named_modules():
-        prefix = name + '.' if name else ''
-        if isinstance(m, RSign):
-            keys.add(prefix + 'threshold')
-        if isinstance(m, ReBNNConv) and m.alpha is not None:
-            keys.add(prefix + 'alpha')
+        if isinstance(m, (nn.Conv2d, nn.Linear)) and not (isinstance(m, ReBNNConv) and
+                                                           m.weight_binarizer in BINARY_WEIGHT_BINARIZERS):
+            keys.add(f'{name}.weight' if name else 'weight')
     return keys
 
 
@@ -104,9 +108,9 @@ def pack_model(model: nn.Module, half: bool = False) -> dict:
                                    layer=layer_record(conv))
     half_keys = []
     if half:
-        keep = fp32_keys(model)
+        candidates = half_candidates(model)
         for key, value in state.items():
-            if (value.is_floating_point() and key not in keep and value.dtype != torch.float16
+            if (key in candidates and value.dtype == torch.float32
                     and (value.numel() == 0 or value.abs().max().item() <= FP16_MAX)):
                 state[key] = value.half()
                 half_keys.append(key)

@@ -110,12 +110,17 @@ def test_half_rounds_real_parts_only(tiny_trained_detector, packed, tmp_path):
     payload = read_packed_file(out)
     full = read_packed_file(packed)
     assert payload['half'] and os.path.getsize(out) < os.path.getsize(packed)
+    halved = {'backbone.conv1.weight', 'rpn_head.rpn_conv.weight', 'roi_head.bbox_head.shared_fcs.0.weight',
+              'backbone.layer2.0.downsample.1.weight', 'roi_head.bbox_head.fc_cls.weight'}
+    assert halved <= set(payload['half_keys'])
     for key, value in payload['state_dict'].items():
-        if key.endswith('threshold'):
-            assert value.dtype == torch.float32
-        elif value.is_floating_point():
-            assert value.dtype == torch.float16 and key in payload['half_keys']
+        if key in payload['half_keys']:  # the weights of real convs and linears
+            assert key.endswith('.weight') and value.dim() >= 2 and value.dtype == torch.float16
             assert torch.equal(value, full['state_dict'][key].half())
+        elif value.is_floating_point():  # BN, biases, RPReLU, RSign thresholds: float32 as exported
+            assert value.dtype == torch.float32 and torch.equal(value, full['state_dict'][key])
+    for entry in payload['binary_layers'].values():
+        assert entry['alpha'].dtype == torch.float32
     reloaded = load_packed(out)
     assert not any(v.dtype == torch.float16 for v in reloaded.state_dict().values())  # runs in float32
     _, (full_map, half_map) = _evaluate([load_packed(packed), reloaded], tiny_trained_detector.cfg)
