@@ -9,7 +9,10 @@
 // Vectorization is over output channels: a 512-bit register holds the 64-bit words of 8 output channels (weight
 // layout [C_out / 8][T][8]); one activation word is broadcast and XOR-ed with it, VPOPCNTQ counts, and a block of
 // P output pixels x J channel vectors of accumulators reuses every loaded weight vector P times.
+#if defined(__x86_64__) || defined(__i386__)
+#define REBNN_X86 1
 #include <immintrin.h>
+#endif
 
 #include <cstdint>
 
@@ -104,6 +107,7 @@ void row_portable(const ConvArgs& a, int64_t n, int64_t oh, const uint64_t* act_
   epilogue_row(a, n, oh, scratch);
 }
 
+#ifdef REBNN_X86
 // ---- AVX2: P pixels x 8 channels (two 256-bit halves), nibble-lookup popcount with byte accumulators ----------
 template <int P>
 REBNN_AVX2 void block_avx2(const ConvArgs& a, const uint64_t* act_row, int64_t ow, const uint64_t* w,
@@ -202,6 +206,8 @@ REBNN_AVX512 void row_avx512(const ConvArgs& a, int64_t n, int64_t oh, const uin
   epilogue_row(a, n, oh, scratch);
 }
 
+#endif  // REBNN_X86
+
 }  // namespace
 
 void conv_rows(Isa isa, const ConvArgs& a, int64_t row_begin, int64_t row_end, int32_t* scratch) {
@@ -209,8 +215,10 @@ void conv_rows(Isa isa, const ConvArgs& a, int64_t row_begin, int64_t row_end, i
     const int64_t n = r / a.ho, oh = r % a.ho;
     const uint64_t* act_row = a.act + (n * a.hp + oh * a.sh) * a.wp * a.words;
     switch (isa) {
+#ifdef REBNN_X86
       case Isa::avx512: row_avx512(a, n, oh, act_row, scratch); break;
       case Isa::avx2: row_avx2(a, n, oh, act_row, scratch); break;
+#endif
       default: row_portable(a, n, oh, act_row, scratch); break;
     }
   }

@@ -2,7 +2,10 @@
 // into a spatially padded channels-last buffer (the format of rebnn_det/deploy/packing.py plus a padded border).
 // The comparison is done on the float difference x - threshold (what RSign computes in training), so the bits
 // equal the training graph's signs exactly, sign(0) = +1 included.
+#if defined(__x86_64__) || defined(__i386__)
+#define REBNN_X86 1
 #include <immintrin.h>
+#endif
 
 #include <cstdint>
 #include <cstring>
@@ -59,6 +62,7 @@ REBNN_INLINE void pack_row_generic(const PackArgs& a, int64_t row) {
 
 void pack_row_portable(const PackArgs& a, int64_t row) { pack_row_generic(a, row); }
 
+#ifdef REBNN_X86
 REBNN_AVX2 void pack_row_avx2(const PackArgs& a, int64_t row) { pack_row_generic(a, row); }
 
 // Channels contiguous (channels-last input): 16 channels -> one compare mask.
@@ -122,13 +126,17 @@ REBNN_AVX512 void pack_row_avx512(const PackArgs& a, int64_t row) {
     pack_row_generic(a, row);
 }
 
+#endif  // REBNN_X86
+
 }  // namespace
 
 void pack_rows(Isa isa, const PackArgs& a, int64_t row_begin, int64_t row_end) {
   for (int64_t r = row_begin; r < row_end; ++r) {
     switch (isa) {
+#ifdef REBNN_X86
       case Isa::avx512: pack_row_avx512(a, r); break;
       case Isa::avx2: pack_row_avx2(a, r); break;
+#endif
       default: pack_row_portable(a, r); break;
     }
   }

@@ -6,6 +6,10 @@ from .packing import (WORD_BITS, num_words, pack_activations, pack_conv_weight, 
 from .export import (PackedFileError, build_detector, export_binary, export_model, is_packed_file,
                      load_packed, read_packed_checkpoint)
 from .summary import ModelSummary, format_summary, model_summary
+from .kernels import available_isas, binary_conv2d, binary_conv_counts, kernel_isa
+from .packed_conv import PackedBinaryConv
+from .convert import convert_to_deploy
+from .deploy_hook import BinaryDeployHook
 
 __all__ = ['WORD_BITS', 'num_words', 'pack_activations', 'pack_conv_weight', 'pack_signs_last',
            'unpack_conv_weight', 'unpack_signs_last']

@@ -1,0 +1,171 @@
+"""convert_to_deploy: turn a trained (fp32-simulated) binary model into its inference form, in place.
+
+Every :class:`~rebnn_det.ops.ReBNNConv` with binary weights *and* binary activations becomes a
+:class:`.PackedBinaryConv` (layers with ``weight_binarizer='none'`` or ``act_binarizer='none'`` stay as they are).
+With ``fuse=True`` the elementwise work around the binary conv goes into the kernel's epilogue, so one pass over
+the output computes it (per output channel ``o``, on the exact integer ``count``):
+
+- ReActBasicBlock sub-block ``RPReLU(BN(conv(x)) + shortcut)``: ``y = prelu(s_o count + t_o + shortcut - g_o,
+  a_o) + z_o`` with the BN folded, ``s_o = gamma_o alpha_o / sigma_o``, ``t_o = beta_o - gamma_o mu_o / sigma_o``;
+- BinaryConvBlock ``act(BN(conv(x)) + shortcut(x))``: the same (RPReLU fused; another activation after);
+- mmcv ConvModule with a binary conv followed by BN: the BN folded.
+
+The model is put in eval mode (the folded BN uses its running statistics). Deploy modules are inference only.
+The kernels output channels-last tensors; an mmdet detector's features are made NCHW-contiguous on leaving the
+neck (mmcv's RoIAlign ignores strides).
+"""
+from typing import Optional
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ..ops import RPReLU
+from .packed_conv import PackedBinaryConv, is_deployable
+
+try:  # the block moved between model sub-packages; accept both places
+    from ..models.layers.binary_conv_block import BinaryConvBlock, channel_shortcut
+except ImportError:  # pragma: no cover
+    from ..models.necks.binary_conv_block import BinaryConvBlock, channel_shortcut
+from ..models.backbones.reactnet_block import ReActBasicBlock
+
+_BatchNorm = nn.modules.batchnorm._BatchNorm
+
+
+def _foldable_bn(bn) -> bool:
+    return isinstance(bn, _BatchNorm) and bn.running_mean is not None and bn.running_var is not None
+
+
+def _rprelu_params(act: RPReLU):
+    return act.shift_in.detach(), act.slope.detach(), act.shift_out.detach()
+
+
+def _packed_with_bn(conv, bn, isa) -> PackedBinaryConv:
+    packed = PackedBinaryConv.from_conv(conv, isa)
+    packed.fold_bn(bn)
+    return packed
+
+
+class FusedReActBasicBlock(nn.Module):
+    """Inference form of :class:`ReActBasicBlock`: each sub-block ``RPReLU(BN(conv(x)) + shortcut)`` is one
+    kernel call (conv, folded BN, shortcut add and RPReLU in the epilogue); the real downsample path is kept."""
+
+    def __init__(self, block: ReActBasicBlock, isa: Optional[str] = None):
+        super().__init__()
+        self.conv1 = _packed_with_bn(block.conv1, block.bn1, isa)
+        self.conv2 = _packed_with_bn(block.conv2, block.bn2, isa)
+        self.act1, self.act2 = block.act1, block.act2
+        self.downsample = block.downsample
+
+    @classmethod
+    def applies(cls, block: nn.Module) -> bool:
+        return (isinstance(block, ReActBasicBlock) and type(block).forward is ReActBasicBlock.forward
+                and is_deployable(block.conv1) and is_deployable(block.conv2) and _foldable_bn(block.bn1)
+                and _foldable_bn(block.bn2) and isinstance(block.act1, RPReLU) and isinstance(block.act2, RPReLU))
+
+    def forward(self, x: Tensor) -> Tensor:
+        shortcut = x if self.downsample is None else self.downsample(x)
+        x = self.conv1(x, residual=shortcut, rprelu=_rprelu_params(self.act1))
+        return self.conv2(x, residual=x, rprelu=_rprelu_params(self.act2))
+
+
+class FusedBinaryConvBlock(nn.Module):
+    """Inference form of :class:`BinaryConvBlock` ``act(BN(conv(x)) + shortcut(x))``: conv, folded BN, shortcut
+    add and (if the activation is RPReLU) the activation in one kernel call; another activation runs after."""
+
+    def __init__(self, block: BinaryConvBlock, isa: Optional[str] = None):
+        super().__init__()
+        self.conv = _packed_with_bn(block.conv, block.bn, isa)
+        self.has_shortcut = block.has_shortcut
+        self.stride = block.stride
+        self.out_channels = block.out_channels
+        act = getattr(block, 'act', None)
+        self.rprelu = act if isinstance(act, RPReLU) else None
+        self.act = None if isinstance(act, RPReLU) else act
+
+    @classmethod
+    def applies(cls, block: nn.Module) -> bool:
+        return (isinstance(block, BinaryConvBlock) and type(block).forward is BinaryConvBlock.forward
+                and is_deployable(block.conv) and _foldable_bn(block.bn))
+
+    def forward(self, x: Tensor) -> Tensor:
+        residual = None
+        if self.has_shortcut:
+            s = x
+            if self.stride > 1:
+                s = F.avg_pool2d(s, self.stride, self.stride, ceil_mode=True, count_include_pad=False)
+            residual = channel_shortcut(s, self.out_channels)
+        out = self.conv(x, residual=residual,
+                        rprelu=None if self.rprelu is None else _rprelu_params(self.rprelu))
+        return out if self.act is None else self.act(out)
+
+
+def _fold_conv_module(m: nn.Module, isa) -> bool:
+    """mmcv ConvModule(conv=binary, norm=BN, order conv->norm...): fold the BN into the packed conv."""
+    try:
+        from mmcv.cnn import ConvModule
+    except ImportError:  # pragma: no cover
+        return False
+    if not (isinstance(m, ConvModule) and is_deployable(m.conv) and m.with_norm and _foldable_bn(m.norm)):
+        return False
+    order = list(m.order)
+    if order.index('norm') != order.index('conv') + 1:
+        return False
+    m.conv = _packed_with_bn(m.conv, m.norm, isa)
+    m.with_norm = False
+    return True
+
+
+def _contiguous_outputs(module, args, output):
+    if isinstance(output, Tensor):
+        return output.contiguous()
+    if isinstance(output, (tuple, list)):
+        return type(output)(o.contiguous() if isinstance(o, Tensor) else o for o in output)
+    return output
+
+
+def _features_to_nchw(model: nn.Module) -> None:
+    """The kernels write channels-last tensors (the next binary layer packs them fastest). Some consumers of a
+    detector's features ignore strides (mmcv's RoIAlign reads the raw NCHW buffer), so the features leaving an
+    mmdet detector's ``extract_feat`` (its neck, else its backbone) are made NCHW-contiguous."""
+    feat = getattr(model, 'neck', None) if getattr(model, 'with_neck', False) else getattr(model, 'backbone', None)
+    if hasattr(model, 'extract_feat') and isinstance(feat, nn.Module) and not getattr(feat, '_rebnn_nchw', False):
+        feat.register_forward_hook(_contiguous_outputs)
+        feat._rebnn_nchw = True
+
+
+def _replace(root: nn.Module, name: str, new: nn.Module) -> None:
+    parent_name, _, attr = name.rpartition('.')
+    parent = root.get_submodule(parent_name) if parent_name else root
+    parent._modules[attr] = new
+
+
+@torch.no_grad()
+def convert_to_deploy(model: nn.Module, fuse: bool = True, isa: Optional[str] = None) -> nn.Module:
+    """Convert ``model`` in place (and return it) to deploy mode: packed XNOR-popcount binary convs, with the
+    BN / shortcut add / RPReLU around them fused into the kernel epilogue when ``fuse``. ``isa`` forces a kernel
+    path for every converted layer (default: ``$REBNN_KERNEL_ISA`` or the best available). A model that *is* a
+    ReBNNConv is returned as a new :class:`PackedBinaryConv`."""
+    model.eval()
+    if is_deployable(model):
+        return PackedBinaryConv.from_conv(model, isa)
+    if fuse:
+        for name, m in list(model.named_modules()):
+            if not name:
+                continue
+            if FusedReActBasicBlock.applies(m):
+                _replace(model, name, FusedReActBasicBlock(m, isa).eval())
+            elif FusedBinaryConvBlock.applies(m):
+                _replace(model, name, FusedBinaryConvBlock(m, isa).eval())
+            else:
+                _fold_conv_module(m, isa)
+    for name, m in list(model.named_modules()):
+        if name and is_deployable(m):
+            _replace(model, name, PackedBinaryConv.from_conv(m, isa))
+    _features_to_nchw(model)
+    return model
+
+
+def deploy_layers(model: nn.Module) -> dict:
+    """``name -> PackedBinaryConv`` of a converted model (to inspect what runs on the kernels)."""
+    return {name: m for name, m in model.named_modules() if isinstance(m, PackedBinaryConv)}

@@ -1,0 +1,120 @@
+"""PackedBinaryConv: the inference form of a :class:`~rebnn_det.ops.ReBNNConv` with binary weights and binary
+activations, running the XNOR-popcount kernels of :mod:`.kernels`.
+
+Forward: ``y = scale * count + shift`` with ``count[o, p] = sum_valid taps sum_c sign(x_c - beta_c) * b[o, t, c]``
+(exact integers), ``scale = alpha`` and ``shift = bias`` (or, after :meth:`fold_bn`, the BN folded in:
+``scale = gamma alpha / sqrt(var + eps)``, ``shift = beta + gamma (bias - mean) / sqrt(var + eps)``).
+"""
+from typing import Optional, Sequence
+
+import torch
+from torch import Tensor, nn
+
+from ..ops import ReBNNConv
+from ..ops.binarize import channel_mean_abs
+from .kernels import KernelWeight, binary_conv2d, binary_conv_counts, prepare_weight
+from .packing import pack_conv_weight
+
+DEPLOYABLE_WEIGHT_BINARIZERS = ('rebnn', 'xnor')
+DEPLOYABLE_ACT_BINARIZERS = ('rsign', 'approxsign')
+
+
+def is_deployable(conv: nn.Module) -> bool:
+    """A ReBNNConv whose weights and activations are both binary (the kernels need both)."""
+    return (isinstance(conv, ReBNNConv) and conv.weight_binarizer in DEPLOYABLE_WEIGHT_BINARIZERS
+            and conv.act_binarizer in DEPLOYABLE_ACT_BINARIZERS)
+
+
+class PackedBinaryConv(nn.Module):
+    """A binary convolution stored as packed sign bits (64 input channels per int64 word) plus per-channel
+    ``scale``/``shift``; 32x smaller weights than the float layer and XNOR-popcount arithmetic.
+
+    Args:
+        packed_weight: ``[C_out, kh, kw, words]`` int64 (format of :mod:`.packing`).
+        in_channels: input channels (per group).
+        scale: ``[C_out]`` (``alpha``), shift: ``[C_out]`` or ``None``.
+        threshold: RSign's ``beta`` ``[C_in]`` or ``None`` (``sign(x)``).
+        stride / padding / dilation / groups / pad_value: the geometry of the original conv.
+        isa: force a kernel path (``None``: ``$REBNN_KERNEL_ISA`` or the best available).
+    """
+
+    def __init__(self, packed_weight: Tensor, in_channels: int, scale: Tensor, shift: Optional[Tensor] = None,
+                 threshold: Optional[Tensor] = None, stride=1, padding=0, dilation=1, groups: int = 1,
+                 pad_value: float = 0.0, isa: Optional[str] = None):
+        super().__init__()
+        weight = prepare_weight(packed_weight, in_channels)
+        self.in_channels = in_channels * groups
+        self.out_channels = packed_weight.shape[0]
+        self.kernel_size = tuple(packed_weight.shape[1:3])
+        self.stride, self.padding, self.dilation = _pair(stride), _pair(padding), _pair(dilation)
+        self.groups = groups
+        self.pad_value = float(pad_value)
+        self.isa = isa
+        self._in_per_group = in_channels
+        self.register_buffer('packed_weight', weight.packed)
+        self.register_buffer('kernel_weight', weight.kernel)
+        self.register_buffer('tap_sum', weight.tap_sum)
+        self.register_buffer('scale', scale.detach().float().reshape(-1).clone())
+        self.register_buffer('shift', None if shift is None else shift.detach().float().reshape(-1).clone())
+        self.register_buffer('threshold',
+                             None if threshold is None else threshold.detach().float().reshape(-1).clone())
+        if self.scale.numel() != self.out_channels:
+            raise ValueError(f'scale has {self.scale.numel()} values for {self.out_channels} output channels')
+
+    @classmethod
+    def from_conv(cls, conv: ReBNNConv, isa: Optional[str] = None) -> 'PackedBinaryConv':
+        """Pack a trained ReBNNConv (``alpha = conv.alpha`` for 'rebnn', the channel mean ``|w|`` for 'xnor')."""
+        if not is_deployable(conv):
+            raise ValueError(f'only a ReBNNConv with weight_binarizer in {DEPLOYABLE_WEIGHT_BINARIZERS} and '
+                             f'act_binarizer in {DEPLOYABLE_ACT_BINARIZERS} runs on the XNOR-popcount kernels; got '
+                             f'{type(conv).__name__}(weight_binarizer={getattr(conv, "weight_binarizer", None)!r}, '
+                             f'act_binarizer={getattr(conv, "act_binarizer", None)!r})')
+        with torch.no_grad():
+            alpha = conv.alpha if conv.weight_binarizer == 'rebnn' else channel_mean_abs(conv.weight)
+            threshold = conv.rsign.threshold if conv.act_binarizer == 'rsign' else None
+            return cls(pack_conv_weight(conv.weight.detach()), conv.in_channels // conv.groups, alpha, conv.bias,
+                       threshold, conv.stride, conv.padding, conv.dilation, conv.groups, conv.pad_value, isa)
+
+    @property
+    def weight(self) -> KernelWeight:
+        return KernelWeight(self.packed_weight, self.kernel_weight, self.tap_sum, self._in_per_group)
+
+    @torch.no_grad()
+    def fold_bn(self, bn: nn.modules.batchnorm._BatchNorm) -> None:
+        """Fold an eval-mode BN that follows this conv into ``scale``/``shift`` (then drop the BN)."""
+        if bn.running_mean is None or bn.running_var is None:
+            raise ValueError('cannot fold a BatchNorm without running statistics (track_running_stats=False)')
+        inv = torch.rsqrt(bn.running_var.float() + bn.eps)
+        if bn.weight is not None:
+            inv = inv * bn.weight.float()
+        shift = self.shift if self.shift is not None else torch.zeros_like(self.scale)
+        new_shift = (shift - bn.running_mean.float()) * inv
+        if bn.bias is not None:
+            new_shift = new_shift + bn.bias.float()
+        self.scale = self.scale * inv
+        self.shift = new_shift
+
+    def counts(self, x: Tensor) -> Tensor:
+        """The exact integer counts (int32 ``[N, C_out, H_o, W_o]``) before scale and shift."""
+        return binary_conv_counts(x, self.threshold, self.weight, self.stride, self.padding, self.pad_value,
+                                  self.dilation, self.groups, self.isa)
+
+    def forward(self, x: Tensor, residual: Optional[Tensor] = None,
+                rprelu: Optional[Sequence[Tensor]] = None) -> Tensor:
+        """``scale * count + shift``, then ``+ residual`` and RPReLU ``(shift_in, slope, shift_out)`` if given
+        (fused into the kernel's epilogue on the native path)."""
+        return binary_conv2d(x, self.threshold, self.weight, self.scale, self.shift, self.stride, self.padding,
+                             self.pad_value, self.dilation, self.groups, residual, rprelu, self.isa)
+
+    def extra_repr(self) -> str:
+        s = (f'{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}, '
+             f'padding={self.padding}')
+        if self.dilation != (1, 1):
+            s += f', dilation={self.dilation}'
+        if self.groups != 1:
+            s += f', groups={self.groups}'
+        return s + f', pad_value={self.pad_value}, threshold={self.threshold is not None}'
+
+
+def _pair(v):
+    return (int(v), int(v)) if isinstance(v, int) else tuple(int(i) for i in v)
