@@ -33,7 +33,9 @@ def test_all_expected_configs_exist():
             'rebnn_faster_rcnn_stage1_w32a1.py', 'rebnn_faster_rcnn_stage2_w1a1.py', 'rebnn_retinanet.py',
             'rebnn_fcos.py', 'rebnn_cascade_rcnn.py', 'rebnn_mask_rcnn.py',
             'shapes/rebnn_faster_rcnn_shapes.py', 'shapes/real_faster_rcnn_shapes.py',
-            'shapes/xnor_faster_rcnn_shapes.py'} <= names
+            'shapes/xnor_faster_rcnn_shapes.py', 'rebnn_faster_rcnn_binary_rpn.py', 'rebnn_cascade_rcnn_binary_rpn.py',
+            'rebnn_mask_rcnn_binary_rpn.py', 'rebnn_retinanet_binary_head.py', 'rebnn_fcos_binary_head.py',
+            'shapes/rebnn_faster_rcnn_shapes_binary_rpn.py'} <= names
 
 
 @pytest.mark.parametrize('path', CONFIGS, ids=lambda p: osp.relpath(p, osp.join(ROOT, 'configs')))
