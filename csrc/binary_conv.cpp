@@ -71,8 +71,10 @@ REBNN_INLINE void epilogue_row(const ConvArgs& a, int64_t n, int64_t oh, const i
       for (int64_t o = 0; o < a.c_out; ++o) dst[o] = a.scale[o] * dst[o];
     }
     if (a.residual) {
-      const float* res = a.residual + pix;
-      for (int64_t o = 0; o < a.c_out; ++o) dst[o] += res[o];
+      const int64_t rc = a.res_channels;
+      const float* res = a.residual + (out_row + ow) * rc;
+      for (int64_t base = 0; base < a.c_out; base += rc)
+        for (int64_t o = 0; o < rc; ++o) dst[base + o] += res[o];
     }
     if (a.act_slope) {
       for (int64_t o = 0; o < a.c_out; ++o) {

@@ -111,8 +111,10 @@ at::Tensor conv_packed(const at::Tensor& packed, int64_t c_in, const at::Tensor&
                              packed.options().dtype(counts_mode ? at::kInt : at::kFloat).memory_format(cl));
   at::Tensor residual;
   if (ep.residual.defined()) {
-    TORCH_CHECK(ep.residual.sizes() == out.sizes(), "residual has shape ", ep.residual.sizes(),
-                ", the conv output ", out.sizes());
+    const auto& rs = ep.residual.sizes();
+    TORCH_CHECK(rs.size() == 4 && rs[0] == n && rs[2] == ho && rs[3] == wo && rs[1] > 0 && c_out % rs[1] == 0,
+                "residual has shape ", rs, "; the conv output is ", out.sizes(),
+                " (the residual may have C_out / k channels, repeated k times)");
     residual = ep.residual.to(at::kFloat).contiguous(cl);
   }
   ConvArgs a{};
@@ -130,6 +132,7 @@ at::Tensor conv_packed(const at::Tensor& packed, int64_t c_in, const at::Tensor&
     a.scale = ep.scale.data_ptr<float>();
     a.shift = ep.shift.defined() ? ep.shift.data_ptr<float>() : nullptr;
     a.residual = residual.defined() ? residual.data_ptr<float>() : nullptr;
+    a.res_channels = residual.defined() ? residual.size(1) : 0;
     const bool act = ep.act_slope.defined();
     TORCH_CHECK(act == ep.act_in.defined() && act == ep.act_out.defined(),
                 "RPReLU needs all of act_in, act_slope, act_out");

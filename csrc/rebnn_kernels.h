@@ -38,7 +38,8 @@ struct ConvArgs {
   // epilogue
   const float* scale;        // [C_out]
   const float* shift;        // [C_out] or nullptr
-  const float* residual;     // [N][Ho][Wo][C_out] channels-last or nullptr
+  const float* residual;     // [N][Ho][Wo][res_channels] channels-last or nullptr; channel o adds
+  int64_t res_channels;      //   residual[o % res_channels] (C_out = k * res_channels: a repeated shortcut)
   const float* act_in;       // RPReLU (all three or none)
   const float* act_slope;
   const float* act_out;

@@ -94,7 +94,8 @@ class FusedBinaryConvBlock(nn.Module):
             s = x
             if self.stride > 1:
                 s = F.avg_pool2d(s, self.stride, self.stride, ceil_mode=True, count_include_pad=False)
-            residual = channel_shortcut(s, self.out_channels)
+            # a repeated shortcut (out = k * in) is added by the kernel without materializing the repeat
+            residual = s if self.out_channels % s.shape[1] == 0 else channel_shortcut(s, self.out_channels)
         out = self.conv(x, residual=residual,
                         rprelu=None if self.rprelu is None else _rprelu_params(self.rprelu))
         return out if self.act is None else self.act(out)

@@ -173,13 +173,23 @@ def _rprelu(y: Tensor, rprelu: Sequence[Tensor]) -> Tensor:
     return F.prelu(y - shift_in.view(1, -1, 1, 1), slope.reshape(-1)) + shift_out.view(1, -1, 1, 1)
 
 
+def _repeat_channels(residual: Tensor, channels: int) -> Tensor:
+    if residual.shape[1] == channels:
+        return residual
+    if channels % residual.shape[1]:
+        raise ValueError(f'residual has {residual.shape[1]} channels; the conv output has {channels} (the residual '
+                         'may have C_out / k channels, repeated k times)')
+    return residual.repeat(1, channels // residual.shape[1], 1, 1)
+
+
 def binary_conv2d(x: Tensor, threshold: Optional[Tensor], weight: KernelWeight, scale: Tensor,
                   shift: Optional[Tensor] = None, stride=1, padding=0, pad_value: float = 0.0, dilation=1,
                   groups: int = 1, residual: Optional[Tensor] = None,
                   rprelu: Optional[Sequence[Tensor]] = None, isa: Optional[str] = None) -> Tensor:
     """Binary conv of ``sign(x - threshold)`` with the packed weight, as float32 ``[N, C_out, H_o, W_o]``:
     ``y = scale * count + shift (+ residual)``, then ``RPReLU(y) = prelu(y - rprelu[0], rprelu[1]) + rprelu[2]``
-    if ``rprelu`` is given. The native path returns a channels-last tensor (the next layer packs it fastest)."""
+    if ``rprelu`` is given. ``residual`` may have ``C_out / k`` channels: channel ``o`` adds its channel
+    ``o mod (C_out / k)`` (a shortcut repeated along channels, without materializing the repeat). The native path returns a channels-last tensor (the next layer packs it fastest)."""
     pad_value = _check_geometry(pad_value)
     path = kernel_isa(isa) if x.device.type == 'cpu' else 'reference'
     if path == 'reference' or not native_supported(dilation, groups):
@@ -188,7 +198,7 @@ def binary_conv2d(x: Tensor, threshold: Optional[Tensor], weight: KernelWeight, 
         if shift is not None:
             y = y + shift.view(1, -1, 1, 1)
         if residual is not None:
-            y = y + residual
+            y = y + _repeat_channels(residual, y.shape[1])
         return _rprelu(y, rprelu) if rprelu is not None else y
     kh, kw = weight.packed.shape[1:3]
     (sh, sw), (ph, pw) = _pair(stride), _pair(padding)

@@ -157,6 +157,7 @@ def test_deploy_hook_gives_the_same_map(tiny_trained_detector, tmp_path):
         cfg = copy.deepcopy(tiny_trained_detector.cfg)
         cfg.load_from = tiny_trained_detector.checkpoint
         cfg.work_dir = str(tmp_path / f'deploy_{deploy}')
+        cfg.visualizer.name = f'deploy_hook_test_{deploy}'  # one visualizer instance per runner
         if deploy:
             cfg.custom_hooks = list(cfg.get('custom_hooks', [])) + [dict(type='BinaryDeployHook')]
         runner = Runner.from_cfg(cfg)

@@ -118,6 +118,12 @@ def test_epilogue_scale_shift_residual_rprelu(isa):
     z = counts * scale.view(1, -1, 1, 1) + shift.view(1, -1, 1, 1) + residual
     expected = F.prelu(z - rprelu[0], rprelu[1]) + rprelu[2]
     torch.testing.assert_close(y, expected, rtol=1e-5, atol=1e-4)
+    # a shortcut repeated along channels (out = 2 * in) is added without materializing the repeat
+    half = residual[:, :10]
+    y = kernels.binary_conv2d(x, threshold, kw, scale, shift, 2, 1, 0.0, residual=half, isa=isa)
+    torch.testing.assert_close(y, z - residual + half.repeat(1, 2, 1, 1), rtol=1e-5, atol=1e-4)
+    with pytest.raises((ValueError, RuntimeError), match='the residual may have C_out / k channels'):
+        kernels.binary_conv2d(x, threshold, kw, scale, shift, 2, 1, 0.0, residual=residual[:, :7], isa=isa)
     plain = kernels.binary_conv2d(x, threshold, kw, scale, None, 2, 1, 0.0, isa=isa)
     torch.testing.assert_close(plain, counts * scale.view(1, -1, 1, 1), rtol=1e-6, atol=1e-5)
 
