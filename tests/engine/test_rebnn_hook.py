@@ -2,6 +2,7 @@
 import glob
 import json
 import os.path as osp
+import uuid
 
 import pytest
 import torch
@@ -57,7 +58,14 @@ def make_runner(work_dir, max_iters, binary=True, resume=False, load_from=None, 
         custom_hooks=[hook or dict(type='ReBNNHook', gamma='adaptive', oscillation_interval=2)],
         default_hooks=dict(logger=dict(type='LoggerHook', interval=1),
                            checkpoint=dict(type='CheckpointHook', interval=2, by_epoch=False)),
-        resume=resume, load_from=load_from, default_scope='mmdet', randomness=dict(seed=0), **kw)
+        resume=resume, load_from=load_from, default_scope='mmdet', randomness=dict(seed=0),
+        experiment_name=unique_name(), **kw)
+
+
+def unique_name():
+    """Runners made within one second would share mmengine's timestamp name, hence one visualizer (and one
+    scalars.json): give each its own."""
+    return f'run_{uuid.uuid4().hex[:12]}'
 
 
 def test_stats_logged_to_message_hub_and_scalars_json(tmp_path):
@@ -147,7 +155,7 @@ def test_accumulative_counts_through_runner_matches_full_batch(tmp_path):
                               collate_fn=dict(type='default_collate')),
         optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.5, momentum=0.9), accumulative_counts=2),
         train_cfg=dict(by_epoch=False, max_iters=4), custom_hooks=[dict(type='ReBNNHook')],
-        default_scope='mmdet', randomness=dict(seed=0))
+        default_scope='mmdet', randomness=dict(seed=0), experiment_name=unique_name())
     acc.train()
     for (name, p1), (_, p2) in zip(full.model.named_parameters(), acc.model.named_parameters()):
         assert torch.allclose(p1, p2, atol=1e-6), name
@@ -174,7 +182,7 @@ def test_skipped_steps_log_nothing_stale(tmp_path):
         train_cfg=dict(by_epoch=False, max_iters=4),
         custom_hooks=[dict(type='ReBNNHook', gamma='adaptive', oscillation_interval=2)],
         default_hooks=dict(logger=dict(type='LoggerHook', interval=1)),
-        default_scope='mmdet', randomness=dict(seed=0))
+        default_scope='mmdet', randomness=dict(seed=0), experiment_name=unique_name())
     runner.train()  # iterations 3 and 4 see NaN targets: the ReBNN update is skipped there
     reg = next(h for h in runner.hooks if isinstance(h, ReBNNHook)).regularizer
     assert reg.num_steps == 2 and reg.num_skipped == 2
@@ -199,7 +207,8 @@ def test_hook_trains_binary_head_convs_with_no_extra_setting(tmp_path):
                                    'shapes', 'rebnn_faster_rcnn_shapes_binary_rpn.py'))
     root = str(tmp_path / 'shapes') + '/'
     cfg.merge_from_dict({
-        'work_dir': str(tmp_path / 'work'), 'train_cfg.max_epochs': 1, 'default_hooks.logger.interval': 1,
+        'work_dir': str(tmp_path / 'work'), 'experiment_name': unique_name(), 'train_cfg.max_epochs': 1,
+        'default_hooks.logger.interval': 1,
         'train_dataloader.batch_size': 2, 'train_dataloader.num_workers': 0,
         'train_dataloader.persistent_workers': False, 'train_dataloader.dataset.data_root': root,
         'train_dataloader.dataset.num_images': 4, 'train_dataloader.dataset.img_size': 64})
