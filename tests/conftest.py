@@ -7,3 +7,20 @@ def _mmdet_scope():
     from mmengine.registry import init_default_scope
     import rebnn_det  # noqa: F401  registers everything
     init_default_scope('mmdet')
+
+
+def _subclasses(cls):
+    for sub in cls.__subclasses__():
+        yield sub
+        yield from _subclasses(sub)
+
+
+@pytest.fixture(autouse=True)
+def _one_visualizer_per_test():
+    """mmdet's configs name their visualizer 'visualizer', and mmengine keeps one instance per name per process:
+    a runner of a later test would write its scalars.json into an earlier test's (deleted) work_dir. Each test
+    starts with no visualizer instance, as a fresh `tools/train.py` process does."""
+    from mmengine.visualization import Visualizer
+    for cls in (Visualizer, *_subclasses(Visualizer)):
+        cls._instance_dict.clear()
+    yield

@@ -8,11 +8,12 @@ import sys
 
 sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), '..')))
 
-from rebnn_det.apis import run, test_config  # noqa: E402
+from rebnn_det.apis import exit_after_distributed_run, run, test_config  # noqa: E402
 
 
 def main():
     run(test_config(), mode='test')
+    exit_after_distributed_run()  # DDP: leave cleanly (no gloo-thread abort at interpreter exit)
 
 
 if __name__ == '__main__':

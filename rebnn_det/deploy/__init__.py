@@ -11,5 +11,8 @@ from .packed_conv import PackedBinaryConv
 from .convert import convert_to_deploy
 from .deploy_hook import BinaryDeployHook
 
-__all__ = ['WORD_BITS', 'num_words', 'pack_activations', 'pack_conv_weight', 'pack_signs_last',
+__all__ = ['WORD_BITS', 'BinaryDeployHook', 'ModelSummary', 'PackedBinaryConv', 'PackedFileError', 'available_isas',
+           'binary_conv2d', 'binary_conv_counts', 'build_detector', 'convert_to_deploy', 'export_binary',
+           'export_model', 'format_summary', 'is_packed_file', 'kernel_isa', 'load_packed', 'model_summary',
+           'num_words', 'pack_activations', 'pack_conv_weight', 'pack_signs_last', 'read_packed_checkpoint',
            'unpack_conv_weight', 'unpack_signs_last']

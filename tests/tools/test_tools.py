@@ -235,3 +235,22 @@ def test_dist_train_two_gloo_processes(tmp_path):
     assert 'Distributed training: True' in log and 'GPU number: 2' in log  # mmengine's name for world size
     state = torch.load(work / 'epoch_1.pth', weights_only=False)
     assert state['rebnn_hook']['num_steps'] == 2  # 8 images / (2 ranks x 2 per rank)
+
+
+def test_exit_after_distributed_run_leaves_before_interpreter_teardown(tmp_path):
+    """The CPU-DDP abort after saving came from gloo threads alive at interpreter teardown: a finished distributed
+    run destroys its group and exits 0 without reaching teardown (atexit handlers never run); a
+    non-distributed run just returns."""
+    script = (
+        'import atexit, sys, torch.distributed as dist\n'
+        'from rebnn_det.apis import exit_after_distributed_run\n'
+        'exit_after_distributed_run(); print("returned when not distributed", flush=True)\n'
+        f'dist.init_process_group("gloo", init_method="file://{tmp_path}/store", rank=0, world_size=1)\n'
+        'atexit.register(lambda: print("interpreter teardown", flush=True))\n'
+        'print("initialized", dist.is_initialized(), flush=True)\n'
+        'exit_after_distributed_run()\n'
+        'print("after exit", flush=True)\n'
+        'sys.exit(3)\n')
+    proc = subprocess.run([sys.executable, '-c', script], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.splitlines() == ['returned when not distributed', 'initialized True']
