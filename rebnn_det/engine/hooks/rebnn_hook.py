@@ -72,7 +72,9 @@ class ReBNNHook(Hook):
         distributed_mean = (lambda t: all_reduce(t, op='mean')) if get_world_size() > 1 else None
         self.regularizer = ReBNNRegularizer(layers, self.gamma, self.start_iter, self.warmup_iters, grad_scale,
                                             distributed_mean, report=runner.logger.warning)
-        self._logged_step = -1
+        # the step count last logged: a later count means the regularizer completed a step (when AMP skips the
+        # first updates, no step has completed and nothing may be logged: last_summary is still empty)
+        self._logged_step = self.regularizer.num_steps
         self._window_first_iter = runner.iter + 1
         if self._loaded_state is not None:
             skipped = self.regularizer.load_state_dict(self._loaded_state)
