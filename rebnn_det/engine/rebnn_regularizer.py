@@ -146,53 +146,54 @@ class ReBNNRegularizer:
         return 1.0 if self.warmup_iters == 0 else min(1.0, (t + 1) / self.warmup_iters)
 
     # ---- the rule --------------------------------------------------------------------------------------------
-    @torch.no_grad()
+    # (torch.no_grad() is a block, not a decorator, in this class: mutmut does not mutate decorated functions)
     def _gather_weight_hat_grads(self) -> Dict[str, Tensor]:
-        grads = {n: self.layers[n].weight_hat_grad for n in self.rebnn_layers
-                 if self.layers[n].weight_hat_grad is not None}
-        if grads and self.distributed_mean is not None:
-            flat = torch.cat([g.flatten() for g in grads.values()])
-            self.distributed_mean(flat)
-            offset = 0
-            for n, g in grads.items():
-                g.copy_(flat[offset:offset + g.numel()].view_as(g))
-                offset += g.numel()
-        scale = self.grad_scale() if self.grad_scale is not None else None
-        if scale is not None and scale != 1:
-            for g in grads.values():
-                g.div_(scale)
-        return grads
+        with torch.no_grad():
+            grads = {n: self.layers[n].weight_hat_grad for n in self.rebnn_layers
+                     if self.layers[n].weight_hat_grad is not None}
+            if grads and self.distributed_mean is not None:
+                flat = torch.cat([g.flatten() for g in grads.values()])
+                self.distributed_mean(flat)
+                offset = 0
+                for n, g in grads.items():
+                    g.copy_(flat[offset:offset + g.numel()].view_as(g))
+                    offset += g.numel()
+            scale = self.grad_scale() if self.grad_scale is not None else None
+            if scale is not None and scale != 1:
+                for g in grads.values():
+                    g.div_(scale)
+            return grads
 
-    @torch.no_grad()
     def before_step(self) -> None:
         """Record ``max_j |dL/dw_hat_ij|`` and add the reconstruction gradient (Eq. 8-9) to ``.grad``."""
-        weight_hat_grads = self._gather_weight_hat_grads() if self.gamma == 'adaptive' else {}
-        self.discard_weight_hat_grads()
-        params = [p for n in self.rebnn_layers for p in (self.layers[n].weight, self.layers[n].alpha)]
-        params += [m.weight for n, m in self.layers.items() if n not in self.rebnn_layers]
-        tensors = list(weight_hat_grads.values()) + params + [p.grad for p in params if p.grad is not None]
-        self._skip_step = not _all_finite(tensors)
-        if self._skip_step:
-            self._report_skip('gradient or binary weight')
-            return
-        factor = self.applied_gamma_factor()
-        loss_r = {}
-        for name in self.rebnn_layers:
-            layer, st = self.layers[name], self.state[name]
-            if name in weight_hat_grads:
-                st['grad_absmax'] = weight_hat_grads[name].abs().flatten(1).amax(1).float()
-            w, alpha = layer.weight, layer.alpha
-            b = hard_sign(w)
-            residual = w - scale_signs(b, alpha)
-            gamma = st['gamma'].to(w.dtype)
-            loss_r[name] = (gamma * residual.flatten(1).pow(2).sum(1)).sum() / 2
-            if factor == 0:
-                continue
-            if w.grad is not None:
-                w.grad.add_(per_channel(gamma * factor, w) * residual)
-            if alpha.grad is not None:
-                alpha.grad.sub_(gamma * factor * (residual * b).flatten(1).sum(1))
-        self._loss_r = loss_r
+        with torch.no_grad():
+            weight_hat_grads = self._gather_weight_hat_grads() if self.gamma == 'adaptive' else {}
+            self.discard_weight_hat_grads()
+            params = [p for n in self.rebnn_layers for p in (self.layers[n].weight, self.layers[n].alpha)]
+            params += [m.weight for n, m in self.layers.items() if n not in self.rebnn_layers]
+            tensors = list(weight_hat_grads.values()) + params + [p.grad for p in params if p.grad is not None]
+            self._skip_step = not _all_finite(tensors)
+            if self._skip_step:
+                self._report_skip('gradient or binary weight')
+                return
+            factor = self.applied_gamma_factor()
+            loss_r = {}
+            for name in self.rebnn_layers:
+                layer, st = self.layers[name], self.state[name]
+                if name in weight_hat_grads:
+                    st['grad_absmax'] = weight_hat_grads[name].abs().flatten(1).amax(1).float()
+                w, alpha = layer.weight, layer.alpha
+                b = hard_sign(w)
+                residual = w - scale_signs(b, alpha)
+                gamma = st['gamma'].to(w.dtype)
+                loss_r[name] = (gamma * residual.flatten(1).pow(2).sum(1)).sum() / 2
+                if factor == 0:
+                    continue
+                if w.grad is not None:
+                    w.grad.add_(per_channel(gamma * factor, w) * residual)
+                if alpha.grad is not None:
+                    alpha.grad.sub_(gamma * factor * (residual * b).flatten(1).sum(1))
+            self._loss_r = loss_r
 
     def _report_skip(self, what: str) -> None:
         self.num_skipped += 1
@@ -200,34 +201,34 @@ class ReBNNRegularizer:
         self.report(f'ReBNN: non-finite {what} at optimizer step {self.num_steps} ({self.consecutive_skipped} '
                     'consecutive); the ReBNN update, gamma, sign history and statistics skipped for this step')
 
-    @torch.no_grad()
     def after_step(self) -> None:
         """Count the sign flips of step ``t -> t+1`` and set ``gamma^{t+1} = p * max|dL/dw_hat^t|`` (Eq. 11)."""
-        if self._skip_step:
-            self._skip_step = False
-            return
-        if not _all_finite([m.weight for m in self.layers.values()]):
-            self._report_skip('binary weight after the update')
-            return
-        flips, gammas, losses = [], [], []
-        for name, layer in self.layers.items():
-            st = self.state[name]
-            sign = layer.weight.detach() >= 0
-            flipped = sign != st['prev_sign']
-            if self.gamma == 'adaptive' and name in self.rebnn_layers:
-                st['gamma'] = flipped.flatten(1).float().mean(1) * st['grad_absmax']
-            st['flip_count'].add_(flipped.to(torch.int16)).clamp_(max=torch.iinfo(torch.int16).max)
-            st['prev_sign'] = sign
-            flips.append(flipped.float().mean())
-            gammas.append(st['gamma'].mean() if name in self.rebnn_layers else flips[-1].new_zeros(()))
-            losses.append(self._loss_r.get(name, flips[-1].new_zeros(())).float())
-        self.num_steps += 1
-        self.consecutive_skipped = 0
-        self.window_steps += 1
-        rows = torch.stack([torch.stack(flips), torch.stack(gammas), torch.stack(losses)], 1).tolist()
-        self.last_stats = {name: LayerStats(*row) for name, row in zip(self.layers, rows)}
-        self.last_summary = self.summarize_last_step()
-        self.window_gamma_sum += self.last_summary['gamma']
+        with torch.no_grad():
+            if self._skip_step:
+                self._skip_step = False
+                return
+            if not _all_finite([m.weight for m in self.layers.values()]):
+                self._report_skip('binary weight after the update')
+                return
+            flips, gammas, losses = [], [], []
+            for name, layer in self.layers.items():
+                st = self.state[name]
+                sign = layer.weight.detach() >= 0
+                flipped = sign != st['prev_sign']
+                if self.gamma == 'adaptive' and name in self.rebnn_layers:
+                    st['gamma'] = flipped.flatten(1).float().mean(1) * st['grad_absmax']
+                st['flip_count'].add_(flipped.to(torch.int16)).clamp_(max=torch.iinfo(torch.int16).max)
+                st['prev_sign'] = sign
+                flips.append(flipped.float().mean())
+                gammas.append(st['gamma'].mean() if name in self.rebnn_layers else flips[-1].new_zeros(()))
+                losses.append(self._loss_r.get(name, flips[-1].new_zeros(())).float())
+            self.num_steps += 1
+            self.consecutive_skipped = 0
+            self.window_steps += 1
+            rows = torch.stack([torch.stack(flips), torch.stack(gammas), torch.stack(losses)], 1).tolist()
+            self.last_stats = {name: LayerStats(*row) for name, row in zip(self.layers, rows)}
+            self.last_summary = self.summarize_last_step()
+            self.window_gamma_sum += self.last_summary['gamma']
 
     # ---- statistics ------------------------------------------------------------------------------------------
     def summarize_last_step(self) -> Dict[str, float]:
@@ -240,23 +241,23 @@ class ReBNNRegularizer:
                     gamma=sum(stats[n].gamma for n in self.rebnn_layers) / max(1, len(self.rebnn_layers)),
                     loss_r=sum(stats[n].loss_r for n in stats))
 
-    @torch.no_grad()
     def pop_window(self) -> Dict[str, float]:
         """Oscillation over the steps since the last call, then reset the window:
         ``flip_ratio`` (mean fraction of weights flipped per step), ``flipped`` (fraction flipped at least once),
         ``oscillated`` (fraction flipped at least twice, i.e. went back and forth) and ``gamma`` (the per-step
         ``summarize_last_step()['gamma']`` averaged over the window)."""
-        total = sum(self.state[n]['flip_count'].numel() for n in self.layers)
-        counts = [self.state[n]['flip_count'] for n in self.layers]
-        steps = max(1, self.window_steps)
-        out = dict(flip_ratio=sum(float(c.sum()) for c in counts) / total / steps,
-                   flipped=sum(float((c >= 1).sum()) for c in counts) / total,
-                   oscillated=sum(float((c >= 2).sum()) for c in counts) / total,
-                   gamma=self.window_gamma_sum / steps, steps=self.window_steps)
-        for c in counts:
-            c.zero_()
-        self.window_steps, self.window_gamma_sum = 0, 0.0
-        return out
+        with torch.no_grad():
+            total = sum(self.state[n]['flip_count'].numel() for n in self.layers)
+            counts = [self.state[n]['flip_count'] for n in self.layers]
+            steps = max(1, self.window_steps)
+            out = dict(flip_ratio=sum(float(c.sum()) for c in counts) / total / steps,
+                       flipped=sum(float((c >= 1).sum()) for c in counts) / total,
+                       oscillated=sum(float((c >= 2).sum()) for c in counts) / total,
+                       gamma=self.window_gamma_sum / steps, steps=self.window_steps)
+            for c in counts:
+                c.zero_()
+            self.window_steps, self.window_gamma_sum = 0, 0.0
+            return out
 
     # ---- checkpointing ---------------------------------------------------------------------------------------
     def state_dict(self) -> dict:
