@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 DEMO_DIR ?= work_dirs/demo_rebnn_shapes
 
-.PHONY: setup demo test bench
+.PHONY: setup demo test bench mutation
 setup:
 	bash tools/setup_env.sh $(VENV)
 
@@ -15,3 +15,17 @@ test: setup
 
 bench: setup
 	$(PY) bench/bench_train_step.py
+
+# Mutation testing of rebnn_det/ops, rebnn_det/engine and the packing/kernel Python of rebnn_det/deploy (config:
+# [tool.mutmut] in pyproject.toml; results and equivalent mutants: TESTING.md). Slow (see TESTING.md), not part of
+# `make test`. Starts from a clean mutants/ so every mutant is tested against the current tests.
+# MUTATION_JOBS: parallel mutant workers; MUTMUT_VERSION: the mutmut release the numbers in TESTING.md came from.
+MUTATION_JOBS ?= 1
+MUTMUT_VERSION ?= 3.8.1
+mutation:
+	@ls rebnn_det/_C*.so >/dev/null 2>&1 || { echo 'rebnn_det/_C*.so is not built: run make setup first'; exit 1; }
+	$(PY) -c "import mutmut, sys; sys.exit(mutmut.__version__ != '$(MUTMUT_VERSION)')" 2>/dev/null \
+		|| $(VENV)/bin/pip install 'mutmut==$(MUTMUT_VERSION)'
+	rm -rf mutants
+	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(VENV)/bin/mutmut run --max-children $(MUTATION_JOBS)
+	$(PY) tools/mutation_summary.py
