@@ -32,8 +32,8 @@ def test_generation_is_deterministic_and_covers_coco_area_ranges(tmp_path):
 
 
 def test_unknown_class_and_split_errors(tmp_path):
-    with pytest.raises(ValueError, match=r"unknown shape classes \['hexagon'\]; allowed: \['circle'"):
-        generate_shapes_split(str(tmp_path), 'train', 1, classes=('circle', 'hexagon'))
+    with pytest.raises(ValueError, match=r"unknown shape classes \['octagon'\]; allowed: \['circle'"):
+        generate_shapes_split(str(tmp_path), 'train', 1, classes=('circle', 'octagon'))
     with pytest.raises(ValueError, match="split must be 'train', 'val' or 'test'"):
         DATASETS.build(dict(type='ShapesDataset', split='trainval', data_root=str(tmp_path)))
 
