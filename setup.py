@@ -37,7 +37,9 @@ def extension_kwargs() -> dict:
     ext = CppExtension(
         'rebnn_det._C', sources,
         # OpenMP: at::parallel_for is an inline OpenMP loop; it links torch's already-loaded libgomp.so.1
-        extra_compile_args={'cxx': ['-O3', '-fopenmp']}, extra_link_args=['-fopenmp'])
+        # -ffp-contract=off: no multiply-add fused behind the source's back -- the epilogue rounds each step like
+        # the torch op it mirrors (its one fused step is an explicit std::fma), so deploy is bit-identical
+        extra_compile_args={'cxx': ['-O3', '-fopenmp', '-ffp-contract=off']}, extra_link_args=['-fopenmp'])
     return dict(ext_modules=[ext], cmdclass={'build_ext': OptionalBuildExtension.with_options(use_ninja=True)})
 
 

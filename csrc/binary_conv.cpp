@@ -14,12 +14,13 @@
 #include <immintrin.h>
 #endif
 
+#include <cmath>
 #include <cstdint>
 
 #include "rebnn_kernels.h"
 
-#define REBNN_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512vpopcntdq")))
-#define REBNN_AVX2 __attribute__((target("avx2,popcnt,bmi2")))
+#define REBNN_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512vpopcntdq,fma")))
+#define REBNN_AVX2 __attribute__((target("avx2,popcnt,bmi2,fma")))
 #define REBNN_INLINE inline __attribute__((always_inline))
 
 namespace rebnn {
@@ -65,21 +66,26 @@ REBNN_INLINE void epilogue_row(const ConvArgs& a, int64_t n, int64_t oh, const i
           for (int64_t o = 0; o < a.c_out; ++o) dst[o] -= static_cast<float>(ts[o]);
         }
     }
-    if (a.shift) {
-      for (int64_t o = 0; o < a.c_out; ++o) dst[o] = a.scale[o] * dst[o] + a.shift[o];
-    } else {
-      for (int64_t o = 0; o < a.c_out; ++o) dst[o] = a.scale[o] * dst[o];
-    }
+    // The epilogue in the simulated model's order and rounding (eval mode), so the output is bit-identical:
+    // ReBNNConv alpha * count (+ bias), BatchNorm as PyTorch's CPU kernel computes it (one fused multiply-add
+    // with its per-channel terms), + residual, RPReLU prelu(y - shift_in, slope) + shift_out. Each step rounds
+    // once, like the torch op it mirrors; setup.py compiles with -ffp-contract=off so nothing else is fused.
+    for (int64_t o = 0; o < a.c_out; ++o) dst[o] = a.scale[o] * dst[o];
+    if (a.bias)
+      for (int64_t o = 0; o < a.c_out; ++o) dst[o] = dst[o] + a.bias[o];
+    if (a.bn_scale)
+      for (int64_t o = 0; o < a.c_out; ++o) dst[o] = std::fma(dst[o], a.bn_scale[o], a.bn_shift[o]);
     if (a.residual) {
       const int64_t rc = a.res_channels;
       const float* res = a.residual + (out_row + ow) * rc;
       for (int64_t base = 0; base < a.c_out; base += rc)
-        for (int64_t o = 0; o < rc; ++o) dst[base + o] += res[o];
+        for (int64_t o = 0; o < rc; ++o) dst[base + o] = dst[base + o] + res[o];
     }
     if (a.act_slope) {
       for (int64_t o = 0; o < a.c_out; ++o) {
         const float y = dst[o] - a.act_in[o];
-        dst[o] = (y > 0.0f ? y : y * a.act_slope[o]) + a.act_out[o];
+        const float p = y > 0.0f ? y : y * a.act_slope[o];
+        dst[o] = p + a.act_out[o];
       }
     }
   }

@@ -68,7 +68,7 @@ at::Tensor pack_padded(const at::Tensor& x, const c10::optional<at::Tensor>& thr
 }
 
 struct Epilogue {
-  at::Tensor scale, shift, residual, act_in, act_slope, act_out;
+  at::Tensor scale, bias, bn_scale, bn_shift, residual, act_in, act_slope, act_out;
 };
 
 at::Tensor per_channel(const c10::optional<at::Tensor>& t, int64_t c, const char* what) {
@@ -130,7 +130,10 @@ at::Tensor conv_packed(const at::Tensor& packed, int64_t c_in, const at::Tensor&
   } else {
     TORCH_CHECK(ep.scale.defined(), "scale is required");
     a.scale = ep.scale.data_ptr<float>();
-    a.shift = ep.shift.defined() ? ep.shift.data_ptr<float>() : nullptr;
+    a.bias = ep.bias.defined() ? ep.bias.data_ptr<float>() : nullptr;
+    TORCH_CHECK(ep.bn_scale.defined() == ep.bn_shift.defined(), "BatchNorm needs both bn_scale and bn_shift");
+    a.bn_scale = ep.bn_scale.defined() ? ep.bn_scale.data_ptr<float>() : nullptr;
+    a.bn_shift = ep.bn_shift.defined() ? ep.bn_shift.data_ptr<float>() : nullptr;
     a.residual = residual.defined() ? residual.data_ptr<float>() : nullptr;
     a.res_channels = residual.defined() ? residual.size(1) : 0;
     const bool act = ep.act_slope.defined();
@@ -168,7 +171,8 @@ at::Tensor conv_counts(const at::Tensor& x, const c10::optional<at::Tensor>& thr
 at::Tensor binary_conv(const at::Tensor& x, const c10::optional<at::Tensor>& threshold, const at::Tensor& weight,
                        const c10::optional<at::Tensor>& tap_sum, int64_t c_out, int64_t kh, int64_t kw, int64_t sh,
                        int64_t sw, int64_t ph, int64_t pw, double pad_value, const at::Tensor& scale,
-                       const c10::optional<at::Tensor>& shift, const c10::optional<at::Tensor>& residual,
+                       const c10::optional<at::Tensor>& bias, const c10::optional<at::Tensor>& bn_scale,
+                       const c10::optional<at::Tensor>& bn_shift, const c10::optional<at::Tensor>& residual,
                        const c10::optional<at::Tensor>& act_in, const c10::optional<at::Tensor>& act_slope,
                        const c10::optional<at::Tensor>& act_out, const std::string& isa_arg) {
   const Isa isa = parse_isa(isa_arg);
@@ -177,7 +181,9 @@ at::Tensor binary_conv(const at::Tensor& x, const c10::optional<at::Tensor>& thr
               "pad_value=0 with padding needs tap_sum");
   Epilogue ep;
   ep.scale = per_channel(scale, c_out, "scale");
-  ep.shift = per_channel(shift, c_out, "shift");
+  ep.bias = per_channel(bias, c_out, "bias");
+  ep.bn_scale = per_channel(bn_scale, c_out, "bn_scale");
+  ep.bn_shift = per_channel(bn_shift, c_out, "bn_shift");
   if (residual.has_value() && residual->defined()) ep.residual = *residual;
   ep.act_in = per_channel(act_in, c_out, "act_in");
   ep.act_slope = per_channel(act_slope, c_out, "act_slope");
@@ -201,6 +207,7 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("binary_conv", &rebnn::binary_conv, py::arg("x"), py::arg("threshold"), py::arg("weight"),
         py::arg("tap_sum"), py::arg("out_channels"), py::arg("kh"), py::arg("kw"), py::arg("stride_h"),
         py::arg("stride_w"), py::arg("pad_h"), py::arg("pad_w"), py::arg("pad_value"), py::arg("scale"),
-        py::arg("shift") = py::none(), py::arg("residual") = py::none(), py::arg("act_in") = py::none(),
+        py::arg("bias") = py::none(), py::arg("bn_scale") = py::none(), py::arg("bn_shift") = py::none(),
+        py::arg("residual") = py::none(), py::arg("act_in") = py::none(),
         py::arg("act_slope") = py::none(), py::arg("act_out") = py::none(), py::arg("isa") = "auto");
 }

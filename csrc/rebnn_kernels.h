@@ -25,9 +25,11 @@ struct PackArgs {
 // Pack rows [row_begin, row_end) of the padded output (row = n * (H + 2ph) + padded y).
 void pack_rows(Isa isa, const PackArgs& a, int64_t row_begin, int64_t row_end);
 
-// Epilogue applied per output channel o to the exact integer count (sum over valid taps of C - 2 popcount):
-//   y = scale[o] * count + shift[o] (+ residual) ; then optionally RPReLU: y = prelu(y - act_in[o], slope[o]) +
-//   act_out[o]. With `counts` set, the integer count itself is written instead.
+// Epilogue applied per output channel o to the exact integer count (sum over valid taps of C - 2 popcount), each
+// step rounded once, in the order of the simulated model (ReBNNConv in eval mode -> BatchNorm -> + shortcut ->
+// RPReLU):  y = scale[o] * count ; y = y + bias[o] ; y = fma(y, bn_scale[o], bn_shift[o]) (PyTorch's CPU eval
+// BatchNorm) ; y = y + residual ; y = prelu(y - act_in[o], slope[o]) + act_out[o]  (optional steps skipped when
+// their pointers are null). With `counts` set, the integer count itself is written instead.
 struct ConvArgs {
   const uint64_t* act;       // packed padded input [N][Hp][Wp][words]
   int64_t n, hp, wp, words;
@@ -36,8 +38,10 @@ struct ConvArgs {
   int64_t c_in, c_out, kh, kw, sh, sw, ph, pw, h, w, ho, wo;
   const int32_t* tap_sum;    // [kh * kw][C_out]: sum_c b[o, tap, c] (= C - 2 popcount(w)); nullptr: no correction
   // epilogue
-  const float* scale;        // [C_out]
-  const float* shift;        // [C_out] or nullptr
+  const float* scale;        // [C_out]: alpha
+  const float* bias;         // [C_out] (the conv's bias) or nullptr
+  const float* bn_scale;     // [C_out] BatchNorm's weight / sqrt(var + eps), as torch computes it, or nullptr
+  const float* bn_shift;     // [C_out] BatchNorm's bias - mean * bn_scale (torch's value); with bn_scale
   const float* residual;     // [N][Ho][Wo][res_channels] channels-last or nullptr; channel o adds
   int64_t res_channels;      //   residual[o % res_channels] (C_out = k * res_channels: a repeated shortcut)
   const float* act_in;       // RPReLU (all three or none)

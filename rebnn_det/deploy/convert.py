@@ -3,16 +3,20 @@
 Every :class:`~rebnn_det.ops.ReBNNConv` with binary weights *and* binary activations becomes a
 :class:`.PackedBinaryConv` (layers with ``weight_binarizer='none'`` or ``act_binarizer='none'`` stay as they are).
 With ``fuse=True`` the elementwise work around the binary conv goes into the kernel's epilogue, so one pass over
-the output computes it (per output channel ``o``, on the exact integer ``count``):
+the output computes it (per output channel ``o``, on the exact integer ``count``), step by step in the simulated
+model's order and rounding -- the deploy model is bit-identical to the simulated one in eval mode:
 
-- ReActBasicBlock sub-block ``RPReLU(BN(conv(x)) + shortcut)``: ``y = prelu(s_o count + t_o + shortcut - g_o,
-  a_o) + z_o`` with the BN folded, ``s_o = gamma_o alpha_o / sigma_o``, ``t_o = beta_o - gamma_o mu_o / sigma_o``;
+- ReActBasicBlock sub-block ``RPReLU(BN(conv(x)) + shortcut)``: ``t = alpha_o count``; ``t = fma(t, a_o, b_o)``
+  (the BN as PyTorch's CPU eval kernel computes it: ``a_o = gamma_o / sqrt(var_o + eps)``, ``b_o = beta_o -
+  mu_o a_o``, see :func:`.kernels.bn_terms`); ``t = t + shortcut``; ``y = prelu(t - g_o, s_o) + z_o``;
 - BinaryConvBlock ``act(BN(conv(x)) + shortcut(x))``: the same (RPReLU fused; another activation after);
-- mmcv ConvModule with a binary conv followed by BN: the BN folded.
+- mmcv ConvModule with a binary conv followed by BN: the BN fused (the ConvModule's activation after).
 
-The model is put in eval mode (the folded BN uses its running statistics). Deploy modules are inference only.
-The kernels output channels-last tensors; an mmdet detector's features are made NCHW-contiguous on leaving the
-neck (mmcv's RoIAlign ignores strides).
+The model is put in eval mode (the BN uses its running statistics). Deploy modules are inference only.
+The kernels output channels-last tensors. Real convolutions give different bits on channels-last and NCHW inputs
+(another accumulation order), and the simulated model feeds them NCHW, so every real ``nn.Conv2d`` of a converted
+model gets its input NCHW-contiguous (a no-op where it already is); an mmdet detector's features are made
+NCHW-contiguous on leaving the neck (mmcv's RoIAlign ignores strides).
 """
 from typing import Optional
 
@@ -42,13 +46,13 @@ def _rprelu_params(act: RPReLU):
 
 def _packed_with_bn(conv, bn, isa) -> PackedBinaryConv:
     packed = PackedBinaryConv.from_conv(conv, isa)
-    packed.fold_bn(bn)
+    packed.fuse_bn(bn)
     return packed
 
 
 class FusedReActBasicBlock(nn.Module):
     """Inference form of :class:`ReActBasicBlock`: each sub-block ``RPReLU(BN(conv(x)) + shortcut)`` is one
-    kernel call (conv, folded BN, shortcut add and RPReLU in the epilogue); the real downsample path is kept."""
+    kernel call (conv, BN, shortcut add and RPReLU in the epilogue); the real downsample path is kept."""
 
     def __init__(self, block: ReActBasicBlock, isa: Optional[str] = None):
         super().__init__()
@@ -70,7 +74,7 @@ class FusedReActBasicBlock(nn.Module):
 
 
 class FusedBinaryConvBlock(nn.Module):
-    """Inference form of :class:`BinaryConvBlock` ``act(BN(conv(x)) + shortcut(x))``: conv, folded BN, shortcut
+    """Inference form of :class:`BinaryConvBlock` ``act(BN(conv(x)) + shortcut(x))``: conv, BN, shortcut
     add and (if the activation is RPReLU) the activation in one kernel call; another activation runs after."""
 
     def __init__(self, block: BinaryConvBlock, isa: Optional[str] = None):
@@ -94,15 +98,17 @@ class FusedBinaryConvBlock(nn.Module):
             s = x
             if self.stride > 1:
                 s = F.avg_pool2d(s, self.stride, self.stride, ceil_mode=True, count_include_pad=False)
-            # a repeated shortcut (out = k * in) is added by the kernel without materializing the repeat
-            residual = s if self.out_channels % s.shape[1] == 0 else channel_shortcut(s, self.out_channels)
+            # a repeated shortcut (out = k * in) is added by the kernel without materializing the repeat; the
+            # channel mean (in = k * out) is taken on NCHW like the simulated model (the same reduction order)
+            residual = (s if self.out_channels % s.shape[1] == 0
+                        else channel_shortcut(s.contiguous(), self.out_channels))
         out = self.conv(x, residual=residual,
                         rprelu=None if self.rprelu is None else _rprelu_params(self.rprelu))
         return out if self.act is None else self.act(out)
 
 
 def _fold_conv_module(m: nn.Module, isa) -> bool:
-    """mmcv ConvModule(conv=binary, norm=BN, order conv->norm...): fold the BN into the packed conv."""
+    """mmcv ConvModule(conv=binary, norm=BN, order conv->norm...): the BN goes into the packed conv's epilogue."""
     try:
         from mmcv.cnn import ConvModule
     except ImportError:  # pragma: no cover
@@ -123,6 +129,19 @@ def _contiguous_outputs(module, args, output):
     if isinstance(output, (tuple, list)):
         return type(output)(o.contiguous() if isinstance(o, Tensor) else o for o in output)
     return output
+
+
+def _nchw_inputs(module, args):
+    return tuple(a.contiguous() if isinstance(a, Tensor) else a for a in args)
+
+
+def _real_convs_read_nchw(model: nn.Module) -> None:
+    """Every real ``nn.Conv2d`` of ``model`` gets its input NCHW-contiguous, as in the simulated model (PyTorch's
+    CPU convolution accumulates in another order on channels-last inputs: not bit-identical)."""
+    for m in model.modules():
+        if isinstance(m, nn.Conv2d) and not getattr(m, '_rebnn_nchw_input', False):
+            m.register_forward_pre_hook(_nchw_inputs)
+            m._rebnn_nchw_input = True
 
 
 def _features_to_nchw(model: nn.Module) -> None:
@@ -163,6 +182,7 @@ def convert_to_deploy(model: nn.Module, fuse: bool = True, isa: Optional[str] = 
     for name, m in list(model.named_modules()):
         if name and is_deployable(m):
             _replace(model, name, PackedBinaryConv.from_conv(m, isa))
+    _real_convs_read_nchw(model)
     _features_to_nchw(model)
     return model
 

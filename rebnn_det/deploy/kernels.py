@@ -8,8 +8,11 @@ output at pixel ``p`` and output channel ``o`` is the integer
 
 (``a . b = n - 2 popcount(a XOR b)`` for ``n`` channels in ``{-1, +1}``). "Valid" depends on ``pad_value``: with 0
 (training's zero padding) a padded tap contributes 0; with ``+1`` / ``-1`` every tap counts, the padded input being
-that constant. The float output is ``scale[o] * count + shift[o]`` (``scale = alpha``; with a folded BN
-``scale = gamma alpha / sigma``, ``shift = beta - gamma mu / sigma``), then optionally ``+ residual`` and RPReLU.
+that constant. The float output repeats the simulated model's arithmetic step by step (eval mode), each step rounded
+once like the torch op it mirrors, so it is bit-identical to it: ``y = scale[o] * count`` (``scale = alpha``: the
+eval-mode ReBNNConv's ``alpha * conv(sign, sign)``), ``+ shift[o]`` (the conv's bias), then optionally a BatchNorm
+``y = fma(y, bn_scale[o], bn_shift[o])`` (PyTorch's CPU eval BatchNorm: one fused multiply-add with its per-channel
+terms, see :func:`bn_terms`), ``+ residual`` and RPReLU ``prelu(y - shift_in, slope) + shift_out``.
 
 Kernel paths (``REBNN_KERNEL_ISA`` or the ``isa`` argument): ``'avx512'`` (AVX-512 VPOPCNTDQ), ``'avx2'`` (nibble
 lookup popcount), ``'portable'`` (``__builtin_popcountll``), ``'reference'`` (unpack + float64 ``F.conv2d``, the
@@ -168,6 +171,43 @@ def binary_conv_counts(x: Tensor, threshold: Optional[Tensor], weight: KernelWei
                             sw, ph, pw, pad_value, path)
 
 
+def bn_terms(bn) -> Tuple[Tensor, Tensor]:
+    """``(bn_scale, bn_shift)`` of an eval-mode BatchNorm exactly as PyTorch's CPU kernel computes them.
+
+    PyTorch (CPU, float32, eval) computes ``y = fma(x, a, b)`` per channel with ``a = weight / sqrt(var + eps)``
+    and ``b = bias - mean * a`` (itself fused), for NCHW and channels-last inputs alike. Rather than re-deriving
+    ``a`` and ``b`` (how ``1 / sqrt`` and the fused ``b`` round is the library's business), they are read back
+    from ``F.batch_norm`` itself: on an input of ones with zero mean and bias the output is ``fma(1, a, 0) = a``;
+    on zeros with the real statistics it is ``fma(0, a, b) = b``."""
+    if bn.running_mean is None or bn.running_var is None:
+        raise ValueError('a BatchNorm without running statistics (track_running_stats=False) has no eval form')
+    mean, var = bn.running_mean.detach().float(), bn.running_var.detach().float()
+    weight = None if bn.weight is None else bn.weight.detach().float()
+    bias = None if bn.bias is None else bn.bias.detach().float()
+    channels = mean.numel()
+    with torch.no_grad():
+        a = F.batch_norm(torch.ones(1, channels, 1, 1), torch.zeros_like(mean), var, weight,
+                         None if bias is None else torch.zeros_like(bias), False, 0.0, bn.eps)
+        b = F.batch_norm(torch.zeros(1, channels, 1, 1), mean, var, weight, bias, False, 0.0, bn.eps)
+    return a.reshape(-1).clone(), b.reshape(-1).clone()
+
+
+def fma32(x: Tensor, a: Tensor, b: Tensor) -> Tensor:
+    """``x * a + b`` for float32 tensors, rounded once (C's ``fmaf``; what PyTorch's CPU eval BatchNorm does).
+
+    ``x * a`` is exact in float64; the float64 sum is made round-to-odd (from its exact error, TwoSum), which
+    makes the final rounding to float32 correct (no double rounding)."""
+    p = x.double() * a.double()
+    bd = b.double().expand_as(p)
+    s = p + bd
+    bb = s - p
+    err = (p - (s - bb)) + (bd - bb)
+    fix = (err != 0) & ((s.view(torch.int64) & 1) == 0) & torch.isfinite(s)
+    if bool(fix.any()):
+        s = torch.where(fix, torch.nextafter(s, torch.where(err > 0, torch.inf, -torch.inf).to(s.dtype)), s)
+    return s.float()
+
+
 def _rprelu(y: Tensor, rprelu: Sequence[Tensor]) -> Tensor:
     shift_in, slope, shift_out = rprelu
     return F.prelu(y - shift_in.view(1, -1, 1, 1), slope.reshape(-1)) + shift_out.view(1, -1, 1, 1)
@@ -185,10 +225,12 @@ def _repeat_channels(residual: Tensor, channels: int) -> Tensor:
 def binary_conv2d(x: Tensor, threshold: Optional[Tensor], weight: KernelWeight, scale: Tensor,
                   shift: Optional[Tensor] = None, stride=1, padding=0, pad_value: float = 0.0, dilation=1,
                   groups: int = 1, residual: Optional[Tensor] = None,
-                  rprelu: Optional[Sequence[Tensor]] = None, isa: Optional[str] = None) -> Tensor:
-    """Binary conv of ``sign(x - threshold)`` with the packed weight, as float32 ``[N, C_out, H_o, W_o]``:
-    ``y = scale * count + shift (+ residual)``, then ``RPReLU(y) = prelu(y - rprelu[0], rprelu[1]) + rprelu[2]``
-    if ``rprelu`` is given. ``residual`` may have ``C_out / k`` channels: channel ``o`` adds its channel
+                  rprelu: Optional[Sequence[Tensor]] = None, isa: Optional[str] = None,
+                  bn: Optional[Sequence[Tensor]] = None) -> Tensor:
+    """Binary conv of ``sign(x - threshold)`` with the packed weight, as float32 ``[N, C_out, H_o, W_o]``, each
+    step rounded once: ``y = scale * count``, ``y = y + shift`` (the conv's bias), ``y = fma(y, bn[0], bn[1])``
+    (a BatchNorm's :func:`bn_terms`), ``y = y + residual``, then ``RPReLU(y) = prelu(y - rprelu[0], rprelu[1]) +
+    rprelu[2]`` (each if given): bit-identical to the eval-mode simulated layers. ``residual`` may have ``C_out / k`` channels: channel ``o`` adds its channel
     ``o mod (C_out / k)`` (a shortcut repeated along channels, without materializing the repeat). The native path returns a channels-last tensor (the next layer packs it fastest)."""
     pad_value = _check_geometry(pad_value)
     path = kernel_isa(isa) if x.device.type == 'cpu' else 'reference'
@@ -197,15 +239,18 @@ def binary_conv2d(x: Tensor, threshold: Optional[Tensor], weight: KernelWeight, 
         y = counts.float() * scale.view(1, -1, 1, 1)
         if shift is not None:
             y = y + shift.view(1, -1, 1, 1)
+        if bn is not None:
+            y = fma32(y, bn[0].view(1, -1, 1, 1), bn[1].view(1, -1, 1, 1))
         if residual is not None:
             y = y + _repeat_channels(residual, y.shape[1])
         return _rprelu(y, rprelu) if rprelu is not None else y
     kh, kw = weight.packed.shape[1:3]
     (sh, sw), (ph, pw) = _pair(stride), _pair(padding)
     act = tuple(rprelu) if rprelu is not None else (None, None, None)
+    bn_scale, bn_shift = tuple(bn) if bn is not None else (None, None)
     return _ext.binary_conv(x if x.dtype == torch.float32 else x.float(), threshold, weight.kernel,
                             weight.tap_sum, weight.packed.shape[0], kh, kw, sh, sw, ph, pw, pad_value, scale, shift,
-                            residual, act[0], act[1], act[2], path)
+                            bn_scale, bn_shift, residual, act[0], act[1], act[2], path)
 
 
 def pack_padded(x: Tensor, threshold: Optional[Tensor], padding=0, pad_value: float = 0.0,

@@ -1,9 +1,11 @@
 """PackedBinaryConv: the inference form of a :class:`~rebnn_det.ops.ReBNNConv` with binary weights and binary
 activations, running the XNOR-popcount kernels of :mod:`.kernels`.
 
-Forward: ``y = scale * count + shift`` with ``count[o, p] = sum_valid taps sum_c sign(x_c - beta_c) * b[o, t, c]``
-(exact integers), ``scale = alpha`` and ``shift = bias`` (or, after :meth:`fold_bn`, the BN folded in:
-``scale = gamma alpha / sqrt(var + eps)``, ``shift = beta + gamma (bias - mean) / sqrt(var + eps)``).
+Forward: ``y = scale * count`` with ``count[o, p] = sum_valid taps sum_c sign(x_c - beta_c) * b[o, t, c]`` (exact
+integers) and ``scale = alpha``, then ``+ shift`` (the conv's bias, if any), then -- after :meth:`fuse_bn` -- the
+BatchNorm ``y = fma(y, bn_scale, bn_shift)`` exactly as PyTorch's CPU eval BatchNorm computes it. Each step rounds
+once, in the simulated model's order, so the output is bit-identical to ``BN(ReBNNConv(x))`` in eval mode (the
+BN is not folded into ``scale``: that would round differently).
 """
 from typing import Optional, Sequence
 
@@ -12,7 +14,7 @@ from torch import Tensor, nn
 
 from ..ops import ReBNNConv
 from ..ops.binarize import channel_mean_abs
-from .kernels import KernelWeight, binary_conv2d, binary_conv_counts, prepare_weight
+from .kernels import KernelWeight, binary_conv2d, binary_conv_counts, bn_terms, prepare_weight
 from .packing import pack_conv_weight
 
 DEPLOYABLE_WEIGHT_BINARIZERS = ('rebnn', 'xnor')
@@ -27,12 +29,13 @@ def is_deployable(conv: nn.Module) -> bool:
 
 class PackedBinaryConv(nn.Module):
     """A binary convolution stored as packed sign bits (64 input channels per int64 word) plus per-channel
-    ``scale``/``shift``; 32x smaller weights than the float layer and XNOR-popcount arithmetic.
+    ``scale``/``shift`` (and, after :meth:`fuse_bn`, ``bn_scale``/``bn_shift``); 32x smaller weights than the float
+    layer and XNOR-popcount arithmetic.
 
     Args:
         packed_weight: ``[C_out, kh, kw, words]`` int64 (format of :mod:`.packing`).
         in_channels: input channels (per group).
-        scale: ``[C_out]`` (``alpha``), shift: ``[C_out]`` or ``None``.
+        scale: ``[C_out]`` (``alpha``), shift: ``[C_out]`` (the conv's bias) or ``None``.
         threshold: RSign's ``beta`` ``[C_in]`` or ``None`` (``sign(x)``).
         stride / padding / dilation / groups / pad_value: the geometry of the original conv.
         isa: force a kernel path (``None``: ``$REBNN_KERNEL_ISA`` or the best available).
@@ -56,6 +59,8 @@ class PackedBinaryConv(nn.Module):
         self.register_buffer('tap_sum', weight.tap_sum)
         self.register_buffer('scale', scale.detach().float().reshape(-1).clone())
         self.register_buffer('shift', None if shift is None else shift.detach().float().reshape(-1).clone())
+        self.register_buffer('bn_scale', None)
+        self.register_buffer('bn_shift', None)
         self.register_buffer('threshold',
                              None if threshold is None else threshold.detach().float().reshape(-1).clone())
         if self.scale.numel() != self.out_channels:
@@ -80,19 +85,21 @@ class PackedBinaryConv(nn.Module):
         return KernelWeight(self.packed_weight, self.kernel_weight, self.tap_sum, self._in_per_group)
 
     @torch.no_grad()
-    def fold_bn(self, bn: nn.modules.batchnorm._BatchNorm) -> None:
-        """Fold an eval-mode BN that follows this conv into ``scale``/``shift`` (then drop the BN)."""
-        if bn.running_mean is None or bn.running_var is None:
-            raise ValueError('cannot fold a BatchNorm without running statistics (track_running_stats=False)')
-        inv = torch.rsqrt(bn.running_var.float() + bn.eps)
-        if bn.weight is not None:
-            inv = inv * bn.weight.float()
-        shift = self.shift if self.shift is not None else torch.zeros_like(self.scale)
-        new_shift = (shift - bn.running_mean.float()) * inv
-        if bn.bias is not None:
-            new_shift = new_shift + bn.bias.float()
-        self.scale = self.scale * inv
-        self.shift = new_shift
+    def fuse_bn(self, bn: nn.modules.batchnorm._BatchNorm) -> None:
+        """Take over an eval-mode BN that follows this conv (then drop the BN): the epilogue applies it as
+        ``fma(y, bn_scale, bn_shift)`` with the per-channel terms PyTorch's CPU BatchNorm uses (:func:`bn_terms`),
+        after ``scale * count + shift``, so the result is bit-identical to ``bn(conv(x))``."""
+        if self.bn_scale is not None:
+            raise ValueError('this PackedBinaryConv already has a BatchNorm')
+        bn_scale, bn_shift = bn_terms(bn)
+        if bn_scale.numel() != self.out_channels:
+            raise ValueError(f'BatchNorm has {bn_scale.numel()} channels; the conv has {self.out_channels}')
+        self.bn_scale, self.bn_shift = bn_scale, bn_shift
+
+    @property
+    def bn(self):
+        """``(bn_scale, bn_shift)`` or ``None``."""
+        return None if self.bn_scale is None else (self.bn_scale, self.bn_shift)
 
     def counts(self, x: Tensor) -> Tensor:
         """The exact integer counts (int32 ``[N, C_out, H_o, W_o]``) before scale and shift."""
@@ -101,10 +108,11 @@ class PackedBinaryConv(nn.Module):
 
     def forward(self, x: Tensor, residual: Optional[Tensor] = None,
                 rprelu: Optional[Sequence[Tensor]] = None) -> Tensor:
-        """``scale * count + shift``, then ``+ residual`` and RPReLU ``(shift_in, slope, shift_out)`` if given
-        (fused into the kernel's epilogue on the native path)."""
+        """``scale * count``, ``+ shift``, the BN of :meth:`fuse_bn`, then ``+ residual`` and RPReLU
+        ``(shift_in, slope, shift_out)`` if given (all in the kernel's epilogue on the native path), each step
+        rounded like the simulated model's op."""
         return binary_conv2d(x, self.threshold, self.weight, self.scale, self.shift, self.stride, self.padding,
-                             self.pad_value, self.dilation, self.groups, residual, rprelu, self.isa)
+                             self.pad_value, self.dilation, self.groups, residual, rprelu, self.isa, self.bn)
 
     def extra_repr(self) -> str:
         s = (f'{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}, '

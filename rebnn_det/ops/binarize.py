@@ -81,13 +81,25 @@ def scale_signs(signs: Tensor, alpha: Tensor) -> Tensor:
     return per_channel(alpha, signs) * signs
 
 
+def weight_factors(w: Tensor, binarizer: str, alpha=None):
+    """The binary weight ``w_hat = alpha * b`` as its two factors ``(b, alpha)``: ``b = sign_ste(w)`` (clipped STE
+    gradient) and the per-output-channel scale (``alpha`` for 'rebnn', the channel mean ``|w|`` for 'xnor', a
+    constant in backward). ``scale_signs(*weight_factors(...))`` is ``w_hat``; an eval-mode conv applies the scale
+    to the ``{-1, +1}`` conv's exact integer output instead (one rounding, what the packed kernels compute)."""
+    if binarizer == 'rebnn':
+        return sign_ste(w), alpha
+    if binarizer == 'xnor':
+        return sign_ste(w), channel_mean_abs(w)
+    raise ValueError(f'weight binarizer {binarizer!r} has no (signs, scale) factors')
+
+
 def binarize_weight_rebnn(w: Tensor, alpha: Tensor) -> Tensor:
     """ReBNN weight binarizer (paper Eq. 1): ``w_hat = alpha_i * sign(w_i)``, alpha learnable per channel.
 
     Gradients (Eq. 3 without the reconstruction term, which :class:`ReBNNHook` adds):
     ``dL/dw_ij = alpha_i * dL/dw_hat_ij * 1{|w_ij| <= 1}`` and ``dL/dalpha_i = sum_j dL/dw_hat_ij * b_ij``.
     """
-    return scale_signs(sign_ste(w), alpha)
+    return scale_signs(*weight_factors(w, 'rebnn', alpha))
 
 
 def binarize_weight_xnor(w: Tensor) -> Tensor:
@@ -96,7 +108,7 @@ def binarize_weight_xnor(w: Tensor) -> Tensor:
     The scale is recomputed every forward and treated as a constant in backward:
     ``dL/dw_ij = mean|w_i| * dL/dw_hat_ij * 1{|w_ij| <= 1}``.
     """
-    return scale_signs(sign_ste(w), channel_mean_abs(w))
+    return scale_signs(*weight_factors(w, 'xnor'))
 
 
 def check_choice(kind: str, value: str, allowed) -> str:

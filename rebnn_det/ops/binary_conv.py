@@ -7,7 +7,7 @@ from torch import Tensor, nn
 
 from .activations import RSign
 from .binarize import (ACT_BINARIZERS, WEIGHT_BINARIZERS, approx_sign, binarize_weight_rebnn,
-                       binarize_weight_xnor, channel_mean_abs, check_choice)
+                       binarize_weight_xnor, channel_mean_abs, check_choice, weight_factors)
 
 
 class ReBNNConv(nn.Conv2d):
@@ -24,6 +24,9 @@ class ReBNNConv(nn.Conv2d):
             ``'approxsign'`` -- ``sign(x)``; both with the ApproxSign gradient; ``'none'`` -- real activations.
         pad_value: value used for spatial padding of the binarized input. ``0`` (default) is what ``nn.Conv2d``
             does; ``-1``/``+1`` keep the padded input strictly binary (what XNOR-popcount hardware computes).
+
+    In eval mode (:meth:`factored_forward`) the output is computed as ``alpha * conv(B_a(x), sign(w)) + bias``: the
+    same function, rounded once per output like the deploy kernels' ``alpha * count`` (bit-identical to them).
 
     ``sign(0) = +1`` for weights and activations. The latent weight gets the clipped STE gradient
     ``dL/dw = alpha * dL/dw_hat * 1{|w| <= 1}``. For the ReBNN balanced parameter, :meth:`track_weight_hat_grad`
@@ -107,15 +110,30 @@ class ReBNNConv(nn.Conv2d):
             self.weight_hat_grad.add_(grad.detach())
 
     def forward(self, x: Tensor) -> Tensor:
+        if self.factored_forward():
+            # eval: alpha * conv(B_a(x), sign(w)) -- the {-1, +1} conv of binary activations is an exact integer,
+            # so the output is alpha * count with one rounding, bit for bit what the deploy kernels compute
+            signs, scale = weight_factors(self.weight, self.weight_binarizer, self.alpha)
+            out = self._conv(self.binarize_input(x), signs, None) * scale.view(1, -1, 1, 1)
+            return out if self.bias is None else out + self.bias.view(1, -1, 1, 1)
         w_hat = self.binarize_weight()
         if self._track_weight_hat_grad and w_hat.requires_grad:
             w_hat.register_hook(self._accumulate_weight_hat_grad)
-        x = self.binarize_input(x)
+        return self._conv(self.binarize_input(x), w_hat, self.bias)
+
+    def factored_forward(self) -> bool:
+        """Whether :meth:`forward` applies the weight scale to the conv output (``alpha * conv(B_a(x), sign(w))``)
+        rather than convolving with ``w_hat = alpha * sign(w)``: in eval mode with a binary weight (unless
+        :meth:`track_weight_hat_grad` is on, which needs the ``w_hat`` tensor). Both are the same function; they
+        round differently (training keeps ``w_hat``: the gradient hook of ReBNN's balanced parameter needs it)."""
+        return not self.training and self.weight_binarizer != 'none' and not self._track_weight_hat_grad
+
+    def _conv(self, x: Tensor, weight: Tensor, bias: Optional[Tensor]) -> Tensor:
         if self.pad_value != 0 and any(self.padding):
             ph, pw = self.padding
             x = F.pad(x, (pw, pw, ph, ph), value=self.pad_value)
-            return F.conv2d(x, w_hat, self.bias, self.stride, 0, self.dilation, self.groups)
-        return self._conv_forward(x, w_hat, self.bias)
+            return F.conv2d(x, weight, bias, self.stride, 0, self.dilation, self.groups)
+        return self._conv_forward(x, weight, bias)
 
     def extra_repr(self) -> str:
         s = super().extra_repr() + f', weight_binarizer={self.weight_binarizer!r}, ' \

@@ -1,5 +1,6 @@
-"""Deploy mode (convert_to_deploy, BinaryDeployHook): the XNOR-popcount model gives the simulated model's outputs,
-layer by layer (integer counts exactly) and detection by detection."""
+"""Deploy mode (convert_to_deploy, BinaryDeployHook): the XNOR-popcount model gives the simulated model's outputs
+bit for bit (eval mode), layer by layer (integer counts and float outputs) and detection by detection, on every
+kernel path this machine runs."""
 import copy
 
 import pytest
@@ -7,6 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from rebnn_det.deploy import kernels
 from rebnn_det.deploy.convert import (FusedBinaryConvBlock, FusedReActBasicBlock, convert_to_deploy,
                                       deploy_layers)
 from rebnn_det.deploy.packed_conv import PackedBinaryConv, is_deployable
@@ -14,6 +16,9 @@ from rebnn_det.models.backbones.rebnn_resnet import ReBNNResNet
 from rebnn_det.models.necks.binary_fpn import BinaryFPN
 from rebnn_det.ops import ReBNNConv, named_binary_convs
 from rebnn_det.ops.binarize import hard_sign
+
+
+ISAS = list(kernels.available_isas())  # the native paths this CPU runs, then 'reference'
 
 
 def randomize_inference_state(model: nn.Module, seed: int = 0) -> nn.Module:
@@ -58,11 +63,12 @@ def exact_counts(conv: ReBNNConv, x: torch.Tensor) -> torch.Tensor:
     return F.conv2d(a, b, None, conv.stride, padding, conv.dilation, conv.groups).round().int()
 
 
+@pytest.mark.parametrize('isa', ISAS)
 @pytest.mark.parametrize('pad_value', [0.0, -1.0])
 @pytest.mark.parametrize('fuse', [True, False], ids=['fused', 'unfused'])
-def test_backbone_neck_equal_to_simulated(pad_value, fuse):
+def test_backbone_neck_bit_identical_to_simulated(pad_value, fuse, isa):
     sim = randomize_inference_state(BackboneNeck(pad_value=pad_value), seed=1)
-    dep = convert_to_deploy(copy.deepcopy(sim), fuse=fuse)
+    dep = convert_to_deploy(copy.deepcopy(sim), fuse=fuse, isa=isa)
     assert not list(named_binary_convs(dep))  # every binary conv converted
     assert len(deploy_layers(dep)) == len(list(named_binary_convs(sim))) == 16 + 9  # backbone + FPN (4+4+1)
     fused = [m for m in dep.modules() if isinstance(m, (FusedReActBasicBlock, FusedBinaryConvBlock))]
@@ -71,11 +77,13 @@ def test_backbone_neck_equal_to_simulated(pad_value, fuse):
     with torch.no_grad():
         outs_sim, outs_dep = sim(x), dep(x)
     for a, b in zip(outs_sim, outs_dep, strict=True):
-        torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-4)
+        assert torch.equal(b, a)
 
 
-def test_every_layer_counts_exact_and_outputs_close():
-    """Per layer, on the inputs the simulated model really feeds it: counts exact, float output = alpha * count."""
+@pytest.mark.parametrize('isa', ISAS)
+def test_every_layer_counts_and_outputs_exact(isa):
+    """Per layer, on the inputs the simulated model really feeds it: counts exact, float output = alpha * count
+    bit for bit (the eval-mode ReBNNConv rounds once, like the kernel)."""
     sim = randomize_inference_state(BackboneNeck(), seed=2)
     seen = {}
     handles = [m.register_forward_hook(lambda m, i, o, n=name: seen.__setitem__(n, (i[0], o)))
@@ -87,11 +95,50 @@ def test_every_layer_counts_exact_and_outputs_close():
     assert len(seen) == 25
     for name, conv in named_binary_convs(sim):
         x, out = seen[name]
-        packed = PackedBinaryConv.from_conv(conv)
+        packed = PackedBinaryConv.from_conv(conv, isa=isa)
         counts = packed.counts(x).contiguous()
         assert torch.equal(counts, exact_counts(conv, x)), name
-        torch.testing.assert_close(packed(x), out, rtol=1e-5, atol=1e-4)
-        torch.testing.assert_close(counts.float() * conv.alpha.view(1, -1, 1, 1), out, rtol=1e-5, atol=1e-4)
+        assert torch.equal(packed(x), out), name
+        assert torch.equal(counts.float() * conv.alpha.view(1, -1, 1, 1), out), name
+
+
+@pytest.mark.parametrize('isa', ISAS)
+def test_fused_blocks_bit_identical_per_block(isa):
+    """Each fused block (conv, BN, shortcut, RPReLU in the epilogue) against its simulated block, on the inputs the
+    simulated model feeds it."""
+    sim = randomize_inference_state(BackboneNeck(), seed=4)
+    dep = convert_to_deploy(copy.deepcopy(sim), isa=isa)
+    fused = {n: m for n, m in dep.named_modules() if isinstance(m, (FusedReActBasicBlock, FusedBinaryConvBlock))}
+    seen = {}
+    handles = [sim.get_submodule(n).register_forward_hook(lambda m, i, o, n=n: seen.__setitem__(n, (i[0], o)))
+               for n in fused]
+    with torch.no_grad():
+        sim(torch.randn(1, 3, 80, 64))
+    for h in handles:
+        h.remove()
+    assert len(seen) == len(fused) == 8 + 9
+    with torch.no_grad():
+        for n, block in fused.items():
+            x, out = seen[n]
+            assert torch.equal(block(x), out), n
+            assert torch.equal(block(x.contiguous(memory_format=torch.channels_last)), out), n
+
+
+@pytest.mark.parametrize('isa', ISAS)
+def test_real_conv_after_binary_block_reads_nchw(isa):
+    """The kernels write channels-last; PyTorch's CPU convolution rounds differently on channels-last inputs, so a
+    real conv after a converted block is fed NCHW, as in the simulated model: still bit-identical."""
+    from rebnn_det.models.layers.binary_conv_block import BinaryConvBlock
+    model = nn.Sequential(BinaryConvBlock(64, 128, 3, padding=1, act_cfg=dict(type='RPReLU')),
+                          nn.Conv2d(128, 96, 3, padding=1), nn.ReLU(),
+                          BinaryConvBlock(96, 96, 3, padding=1, act_cfg=dict(type='ReLU')), nn.Conv2d(96, 40, 1))
+    randomize_inference_state(model, seed=5)
+    x = torch.randn(2, 64, 17, 15)
+    with torch.no_grad():
+        expected = model(x)
+        got = convert_to_deploy(model, isa=isa)(x)
+    assert isinstance(model[0], FusedBinaryConvBlock) and isinstance(model[3], FusedBinaryConvBlock)
+    assert torch.equal(got, expected)
 
 
 def test_real_layers_stay_and_conv_module_bn_folds():
@@ -107,10 +154,11 @@ def test_real_layers_stay_and_conv_module_bn_folds():
         expected = model(x)
     convert_to_deploy(model)
     assert isinstance(model[0], ReBNNConv) and isinstance(model[1], ReBNNConv) and not is_deployable(model[0])
-    assert isinstance(model[2].conv, PackedBinaryConv) and not model[2].with_norm  # BN folded into the epilogue
+    assert isinstance(model[2].conv, PackedBinaryConv) and not model[2].with_norm  # BN in the epilogue
+    assert model[2].conv.bn is not None
     assert isinstance(model[3], PackedBinaryConv)
     with torch.no_grad():
-        torch.testing.assert_close(model(x), expected, rtol=1e-4, atol=1e-4)
+        assert torch.equal(model(x), expected)
 
 
 def _trained_detector(det):
@@ -121,10 +169,11 @@ def _trained_detector(det):
     return model.eval()
 
 
-def test_detector_deploy_same_detections_and_counts(tiny_trained_detector):
+@pytest.mark.parametrize('isa', ISAS)
+def test_detector_deploy_same_detections_and_counts(tiny_trained_detector, isa):
     from mmengine.runner import Runner
     sim = _trained_detector(tiny_trained_detector)
-    dep = convert_to_deploy(copy.deepcopy(sim))
+    dep = convert_to_deploy(copy.deepcopy(sim), isa=isa)
     assert len(deploy_layers(dep)) == len(list(named_binary_convs(sim))) > 0
     loader = Runner.build_dataloader(copy.deepcopy(tiny_trained_detector.cfg.test_dataloader))
     seen = {}
@@ -136,17 +185,17 @@ def test_detector_deploy_same_detections_and_counts(tiny_trained_detector):
             for a, b in zip(sim.test_step(copy.deepcopy(batch)), dep.test_step(copy.deepcopy(batch)), strict=True):
                 a, b = a.pred_instances, b.pred_instances
                 assert torch.equal(a.labels, b.labels)
-                torch.testing.assert_close(b.scores, a.scores, rtol=1e-4, atol=1e-5)
-                torch.testing.assert_close(b.bboxes, a.bboxes, rtol=1e-4, atol=1e-3)
+                assert torch.equal(b.scores, a.scores)
+                assert torch.equal(b.bboxes, a.bboxes)
                 n_dets += len(a.labels)
     for h in handles:
         h.remove()
     assert n_dets > 0
     for name, conv in named_binary_convs(sim):  # per layer, on the detector's real activations
         x, out = seen[name]
-        counts = PackedBinaryConv.from_conv(conv).counts(x).contiguous()
+        counts = PackedBinaryConv.from_conv(conv, isa=isa).counts(x).contiguous()
         assert torch.equal(counts, exact_counts(conv, x)), name
-        torch.testing.assert_close(counts.float() * conv.alpha.view(1, -1, 1, 1), out, rtol=1e-5, atol=1e-4)
+        assert torch.equal(counts.float() * conv.alpha.view(1, -1, 1, 1), out), name
 
 
 def test_deploy_hook_gives_the_same_map(tiny_trained_detector, tmp_path):

@@ -4,6 +4,7 @@ import warnings
 import pytest
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from rebnn_det.deploy import kernels
 from rebnn_det.deploy.packing import pack_activations, pack_conv_weight
@@ -115,17 +116,59 @@ def test_epilogue_scale_shift_residual_rprelu(isa):
     residual = torch.randn_like(counts)
     rprelu = (torch.randn(1, 20, 1, 1), torch.rand(20), torch.randn(1, 20, 1, 1))
     y = kernels.binary_conv2d(x, threshold, kw, scale, shift, 2, 1, 0.0, residual=residual, rprelu=rprelu, isa=isa)
-    z = counts * scale.view(1, -1, 1, 1) + shift.view(1, -1, 1, 1) + residual
-    expected = F.prelu(z - rprelu[0], rprelu[1]) + rprelu[2]
-    torch.testing.assert_close(y, expected, rtol=1e-5, atol=1e-4)
+    z = counts * scale.view(1, -1, 1, 1) + shift.view(1, -1, 1, 1)
+    expected = F.prelu(z + residual - rprelu[0], rprelu[1]) + rprelu[2]
+    assert torch.equal(y, expected)  # each step rounded once, in this order
+    # a BatchNorm between conv and residual: PyTorch's eval BN, bit for bit
+    mean, var, gamma, beta = torch.randn(20), torch.rand(20) + 0.1, torch.rand(20) + 0.5, torch.randn(20)
+    bn = nn.BatchNorm2d(20).eval()
+    with torch.no_grad():
+        bn.running_mean.copy_(mean), bn.running_var.copy_(var), bn.weight.copy_(gamma), bn.bias.copy_(beta)
+    y = kernels.binary_conv2d(x, threshold, kw, scale, shift, 2, 1, 0.0, residual=residual, rprelu=rprelu, isa=isa,
+                              bn=kernels.bn_terms(bn))
+    assert torch.equal(y, F.prelu(F.batch_norm(z, mean, var, gamma, beta) + residual - rprelu[0], rprelu[1])
+                       + rprelu[2])
     # a shortcut repeated along channels (out = 2 * in) is added without materializing the repeat
     half = residual[:, :10]
     y = kernels.binary_conv2d(x, threshold, kw, scale, shift, 2, 1, 0.0, residual=half, isa=isa)
-    torch.testing.assert_close(y, z - residual + half.repeat(1, 2, 1, 1), rtol=1e-5, atol=1e-4)
+    assert torch.equal(y, z + half.repeat(1, 2, 1, 1))
     with pytest.raises((ValueError, RuntimeError), match='the residual may have C_out / k channels'):
         kernels.binary_conv2d(x, threshold, kw, scale, shift, 2, 1, 0.0, residual=residual[:, :7], isa=isa)
     plain = kernels.binary_conv2d(x, threshold, kw, scale, None, 2, 1, 0.0, isa=isa)
-    torch.testing.assert_close(plain, counts * scale.view(1, -1, 1, 1), rtol=1e-6, atol=1e-5)
+    assert torch.equal(plain, counts * scale.view(1, -1, 1, 1))
+
+
+@pytest.mark.parametrize('shape', [(2, 37, 5, 7), (1, 64, 13, 13), (2, 256, 3, 3), (1, 16, 1, 1), (2, 8, 33, 17)])
+@pytest.mark.parametrize('channels_last', [False, True], ids=['nchw', 'channels_last'])
+def test_eval_batch_norm_is_one_fma_with_bn_terms(shape, channels_last):
+    """The empirical fact the deploy epilogue relies on: PyTorch's CPU eval BatchNorm (float32) is
+    ``fma(x, a, b)`` per channel, ``(a, b) = bn_terms(bn)``, for NCHW and channels-last inputs, with vector
+    tails. (Two roundings, ``x * a + b``, differ in many elements.) If a PyTorch release changes its BN kernel,
+    this test says so first."""
+    g = torch.Generator().manual_seed(sum(shape))
+    c = shape[1]
+    bn = nn.BatchNorm2d(c).eval()
+    with torch.no_grad():
+        bn.running_mean.copy_(torch.randn(c, generator=g))
+        bn.running_var.copy_(torch.rand(c, generator=g) * 3 + 0.01)
+        bn.weight.copy_(torch.randn(c, generator=g))
+        bn.bias.copy_(torch.randn(c, generator=g))
+    x = torch.randn(shape, generator=g) * 50
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    a, b = kernels.bn_terms(bn)
+    with torch.no_grad():
+        assert torch.equal(bn(x), kernels.fma32(x, a.view(1, -1, 1, 1), b.view(1, -1, 1, 1)))
+
+
+def test_fma32_rounds_once():
+    # 24929 * 673 = 2^24 + 1: a tie between the float32 neighbours 2^24 and 2^24 + 2; a tiny b breaks it. float64
+    # alone loses b (its ulp at 2^24 is 2^-28) and then rounds the tie to even: the double rounding fma32 avoids
+    x, a, tiny = torch.tensor([24929.0, -24929.0]), torch.tensor([673.0, 673.0]), 2.0 ** -30
+    assert (x.double() * a.double() + tiny).float()[0].item() == 2.0 ** 24  # what float64 arithmetic gives
+    assert kernels.fma32(x, a, torch.tensor([tiny, -tiny])).tolist() == [2.0 ** 24 + 2, -(2.0 ** 24 + 2)]
+    assert kernels.fma32(x, a, torch.tensor([-tiny, tiny])).tolist() == [2.0 ** 24, -(2.0 ** 24)]
+    assert kernels.fma32(x, a, torch.zeros(2)).tolist() == [2.0 ** 24, -(2.0 ** 24)]  # the tie to even
 
 
 def test_bad_isa_and_pad_value_are_clear_errors(monkeypatch):

@@ -1,4 +1,5 @@
-"""PackedBinaryConv: the packed inference form of a ReBNNConv gives the simulated layer's output."""
+"""PackedBinaryConv: the packed inference form of a ReBNNConv gives the simulated (eval-mode) layer's output, bit for
+bit, on every kernel path."""
 import pytest
 import torch
 from torch import nn
@@ -39,7 +40,7 @@ def test_matches_rebnn_conv(isa, geometry):
             packed = PackedBinaryConv.from_conv(conv, isa=isa)
             with torch.no_grad():
                 expected = conv(x)
-            torch.testing.assert_close(packed(x), expected, rtol=1e-5, atol=1e-4)
+            assert torch.equal(packed(x), expected)
             # the integer counts themselves, exactly: the float layer divided by alpha, rounded
             alpha = conv.alpha if conv.alpha is not None else conv.weight.abs().flatten(1).mean(1)
             bias = conv.bias if conv.bias is not None else torch.zeros(conv.out_channels)
@@ -57,22 +58,30 @@ def test_fallback_geometry_equals_rebnn_conv(isa, geometry):
     assert not kernels.native_supported(packed.dilation, packed.groups)
     x = torch.randn(2, 6, 8, 7)
     with torch.no_grad():
-        torch.testing.assert_close(packed(x), conv(x), rtol=1e-5, atol=1e-5)
+        assert torch.equal(packed(x), conv(x))
 
 
-def test_fold_bn_matches_conv_then_bn():
-    conv = trained_like(ReBNNConv(20, 12, 3, padding=1, bias=True), seed=1)
-    bn = nn.BatchNorm2d(12).eval()
-    with torch.no_grad():
-        bn.running_mean.uniform_(-3, 3)
-        bn.running_var.uniform_(0.5, 4)
-        bn.weight.uniform_(0.5, 2)
-        bn.bias.uniform_(-1, 1)
-    packed = PackedBinaryConv.from_conv(conv)
-    packed.fold_bn(bn)
-    x = torch.randn(2, 20, 6, 6)
-    with torch.no_grad():
-        torch.testing.assert_close(packed(x), bn(conv(x)), rtol=1e-5, atol=1e-4)
+@pytest.mark.parametrize('isa', PATHS)
+@pytest.mark.parametrize('affine', [True, False])
+def test_fuse_bn_bit_identical_to_conv_then_bn(isa, affine):
+    for bias, c_out in ((True, 12), (False, 37)):  # 37: vector tails in the epilogue
+        conv = trained_like(ReBNNConv(20, c_out, 3, padding=1, bias=bias), seed=1)
+        bn = nn.BatchNorm2d(c_out, affine=affine).eval()
+        with torch.no_grad():
+            bn.running_mean.uniform_(-3, 3)
+            bn.running_var.uniform_(0.01, 4)
+            if affine:
+                bn.weight.uniform_(0.5, 2)
+                bn.bias.uniform_(-1, 1)
+        packed = PackedBinaryConv.from_conv(conv, isa=isa)
+        packed.fuse_bn(bn)
+        for x in (torch.randn(2, 20, 6, 7) * 4, torch.randn(1, 20, 11, 5).contiguous(memory_format=torch.channels_last)):
+            with torch.no_grad():
+                assert torch.equal(packed(x), bn(conv(x)))
+        with pytest.raises(ValueError, match='already has a BatchNorm'):
+            packed.fuse_bn(bn)
+    with pytest.raises(ValueError, match='without running statistics'):
+        PackedBinaryConv.from_conv(conv).fuse_bn(nn.BatchNorm2d(c_out, track_running_stats=False))
 
 
 def test_packed_weight_is_32x_smaller_and_rejects_real_layers():

@@ -140,3 +140,55 @@ def test_usable_through_mmcv_build_conv_layer_and_conv_module():
     block.init_weights()
     assert torch.allclose(block.conv.alpha, block.conv.weight.abs().mean((1, 2, 3)))
     assert block(torch.randn(2, 4, 5, 5)).shape == (2, 8, 5, 5)
+
+
+@pytest.mark.parametrize('weight_binarizer,act_binarizer', [('rebnn', 'rsign'), ('xnor', 'approxsign')])
+@pytest.mark.parametrize('kwargs', [dict(padding=1), dict(padding=1, pad_value=-1.0, bias=True),
+                                    dict(stride=2, padding=0, bias=True)], ids=['pad0', 'pad-1_bias', 's2_bias'])
+def test_eval_output_is_alpha_times_sign_conv_bit_exactly(weight_binarizer, act_binarizer, kwargs):
+    """Eval mode computes ``alpha * conv(B_a(x), sign(w)) (+ bias)``: the {-1, +1} conv is an exact integer and
+    alpha scales it with one rounding (what the deploy kernels compute); training convolves with
+    ``w_hat = alpha * sign(w)`` -- the same function up to float rounding."""
+    torch.manual_seed(0)
+    conv = ReBNNConv(19, 13, 3, weight_binarizer=weight_binarizer, act_binarizer=act_binarizer, **kwargs)
+    with torch.no_grad():
+        if conv.alpha is not None:
+            conv.alpha.uniform_(0.1, 1.0)
+        if conv.rsign is not None:
+            conv.rsign.threshold.normal_(0, 0.3)
+        if conv.bias is not None:
+            conv.bias.normal_()
+    x = torch.randn(2, 19, 9, 8) * 2
+    with torch.no_grad():
+        train_out = conv.train()(x)
+        eval_out = conv.eval()(x)
+        a = conv.binarize_input(x)
+        if conv.pad_value != 0:
+            a = F.pad(a, (1, 1, 1, 1), value=conv.pad_value)
+        count = F.conv2d(a.double(), torch.where(conv.weight < 0, -1.0, 1.0).double(), None, conv.stride,
+                         0 if conv.pad_value != 0 else conv.padding)
+        alpha = conv.alpha if conv.alpha is not None else conv.weight.abs().flatten(1).mean(1)
+        expected = count.float() * alpha.view(1, -1, 1, 1)
+        if conv.bias is not None:
+            expected = expected + conv.bias.view(1, -1, 1, 1)
+    assert torch.equal(count, count.round())
+    assert torch.equal(eval_out, expected)
+    torch.testing.assert_close(eval_out, train_out, rtol=1e-5, atol=1e-5)
+    # gradients still flow in eval mode (to x through ApproxSign, to alpha through the scale)
+    conv.zero_grad()
+    xg = x.clone().requires_grad_()
+    conv(xg).square().sum().backward()
+    assert xg.grad is not None and conv.weight.grad is not None
+    if conv.alpha is not None:
+        assert conv.alpha.grad is not None and conv.alpha.grad.abs().sum() > 0
+
+
+def test_eval_with_weight_hat_grad_tracking_convolves_with_w_hat():
+    conv = ReBNNConv(4, 3, 3, padding=1).eval()
+    conv.track_weight_hat_grad()
+    assert not conv.factored_forward()
+    conv(torch.randn(1, 4, 5, 5)).sum().backward()
+    assert conv.weight_hat_grad is not None and conv.weight_hat_grad.shape == conv.weight.shape
+    conv.track_weight_hat_grad(False)
+    assert conv.factored_forward() and not conv.train().factored_forward()
+    assert not ReBNNConv(4, 3, 3, weight_binarizer='none').eval().factored_forward()
