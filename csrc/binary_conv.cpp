@@ -84,7 +84,8 @@ REBNN_INLINE void epilogue_row(const ConvArgs& a, int64_t n, int64_t oh, const i
     if (a.act_slope) {
       for (int64_t o = 0; o < a.c_out; ++o) {
         const float y = dst[o] - a.act_in[o];
-        const float p = y > 0.0f ? y : y * a.act_slope[o];
+        const float neg = y * a.act_slope[o];  // computed unconditionally: the loop vectorizes with a blend
+        const float p = y > 0.0f ? y : neg;    // (setup.py's -fno-trapping-math lets it, AVX2 and SSE too)
         dst[o] = p + a.act_out[o];
       }
     }
