@@ -36,7 +36,7 @@ from ..models.backbones.reactnet_block import ReActBasicBlock
 _BatchNorm = nn.modules.batchnorm._BatchNorm
 
 
-def _foldable_bn(bn) -> bool:
+def _fusable_bn(bn) -> bool:
     return isinstance(bn, _BatchNorm) and bn.running_mean is not None and bn.running_var is not None
 
 
@@ -64,8 +64,8 @@ class FusedReActBasicBlock(nn.Module):
     @classmethod
     def applies(cls, block: nn.Module) -> bool:
         return (isinstance(block, ReActBasicBlock) and type(block).forward is ReActBasicBlock.forward
-                and is_deployable(block.conv1) and is_deployable(block.conv2) and _foldable_bn(block.bn1)
-                and _foldable_bn(block.bn2) and isinstance(block.act1, RPReLU) and isinstance(block.act2, RPReLU))
+                and is_deployable(block.conv1) and is_deployable(block.conv2) and _fusable_bn(block.bn1)
+                and _fusable_bn(block.bn2) and isinstance(block.act1, RPReLU) and isinstance(block.act2, RPReLU))
 
     def forward(self, x: Tensor) -> Tensor:
         shortcut = x if self.downsample is None else self.downsample(x)
@@ -90,7 +90,7 @@ class FusedBinaryConvBlock(nn.Module):
     @classmethod
     def applies(cls, block: nn.Module) -> bool:
         return (isinstance(block, BinaryConvBlock) and type(block).forward is BinaryConvBlock.forward
-                and is_deployable(block.conv) and _foldable_bn(block.bn))
+                and is_deployable(block.conv) and _fusable_bn(block.bn))
 
     def forward(self, x: Tensor) -> Tensor:
         residual = None
@@ -107,13 +107,13 @@ class FusedBinaryConvBlock(nn.Module):
         return out if self.act is None else self.act(out)
 
 
-def _fold_conv_module(m: nn.Module, isa) -> bool:
+def _fuse_conv_module(m: nn.Module, isa) -> bool:
     """mmcv ConvModule(conv=binary, norm=BN, order conv->norm...): the BN goes into the packed conv's epilogue."""
     try:
         from mmcv.cnn import ConvModule
     except ImportError:  # pragma: no cover
         return False
-    if not (isinstance(m, ConvModule) and is_deployable(m.conv) and m.with_norm and _foldable_bn(m.norm)):
+    if not (isinstance(m, ConvModule) and is_deployable(m.conv) and m.with_norm and _fusable_bn(m.norm)):
         return False
     order = list(m.order)
     if order.index('norm') != order.index('conv') + 1:
@@ -178,7 +178,7 @@ def convert_to_deploy(model: nn.Module, fuse: bool = True, isa: Optional[str] = 
             elif FusedBinaryConvBlock.applies(m):
                 _replace(model, name, FusedBinaryConvBlock(m, isa).eval())
             else:
-                _fold_conv_module(m, isa)
+                _fuse_conv_module(m, isa)
     for name, m in list(model.named_modules()):
         if name and is_deployable(m):
             _replace(model, name, PackedBinaryConv.from_conv(m, isa))
