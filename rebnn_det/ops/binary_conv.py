@@ -123,10 +123,13 @@ class ReBNNConv(nn.Conv2d):
 
     def factored_forward(self) -> bool:
         """Whether :meth:`forward` applies the weight scale to the conv output (``alpha * conv(B_a(x), sign(w))``)
-        rather than convolving with ``w_hat = alpha * sign(w)``: in eval mode with a binary weight (unless
-        :meth:`track_weight_hat_grad` is on, which needs the ``w_hat`` tensor). Both are the same function; they
-        round differently (training keeps ``w_hat``: the gradient hook of ReBNN's balanced parameter needs it)."""
-        return not self.training and self.weight_binarizer != 'none' and not self._track_weight_hat_grad
+        rather than convolving with ``w_hat = alpha * sign(w)``: in eval mode with a binary weight, unless
+        :meth:`track_weight_hat_grad` is on *and* autograd is recording (the gradient hook of ReBNN's balanced
+        parameter needs the ``w_hat`` tensor). Validation during training (no grad, ReBNNHook's tracking on)
+        therefore computes exactly what ``tools/test.py`` and deploy mode compute. Both forms are the same
+        function; they round differently."""
+        return (not self.training and self.weight_binarizer != 'none'
+                and not (self._track_weight_hat_grad and torch.is_grad_enabled()))
 
     def _conv(self, x: Tensor, weight: Tensor, bias: Optional[Tensor]) -> Tensor:
         if self.pad_value != 0 and any(self.padding):

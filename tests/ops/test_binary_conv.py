@@ -192,3 +192,21 @@ def test_eval_with_weight_hat_grad_tracking_convolves_with_w_hat():
     conv.track_weight_hat_grad(False)
     assert conv.factored_forward() and not conv.train().factored_forward()
     assert not ReBNNConv(4, 3, 3, weight_binarizer='none').eval().factored_forward()
+
+
+def test_validation_during_training_computes_what_test_and_deploy_compute():
+    """ReBNNHook keeps dL/dw_hat tracking on for the whole run, and mmengine validates under no_grad: that
+    forward must be the factored eval one (alpha * sign conv), or the mAP printed at the end of training differs
+    from tools/test.py / deploy mode on the same checkpoint in the last digit."""
+    torch.manual_seed(1)
+    tracked = ReBNNConv(16, 8, 3, padding=1).eval()
+    with torch.no_grad():
+        tracked.alpha.uniform_(0.1, 1.0)
+    plain = ReBNNConv(16, 8, 3, padding=1).eval()
+    plain.load_state_dict(tracked.state_dict())
+    tracked.track_weight_hat_grad()
+    x = torch.randn(2, 16, 7, 7)
+    with torch.no_grad():
+        assert tracked.factored_forward()
+        assert torch.equal(tracked(x), plain(x))
+    assert not tracked.factored_forward()  # autograd on: the w_hat path, whose gradient hook the rule needs
