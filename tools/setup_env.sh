@@ -8,6 +8,7 @@
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 venv="${1:-$here/.venv}"
+case "$venv" in /*) ;; *) venv="$PWD/$venv" ;; esac  # absolute: checks below run from another directory
 stamp="$venv/.rebnn_det_installed"
 stamp_is_fresh() {
   [ -f "$stamp" ] || return 1
