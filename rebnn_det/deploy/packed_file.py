@@ -226,6 +226,12 @@ def check_state_matches(state: Dict[str, Tensor], model: nn.Module, path: str) -
 
 
 # ---- the file itself ----------------------------------------------------------------------------------------------
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def write_packed_file(payload: dict, out: str, force: bool = False) -> str:
     """``torch.save`` ``payload`` (with the format marker) to ``out`` through a unique temporary file in the same
     directory and ``os.replace``; an existing ``out`` is an error unless ``force``. Returns ``out``."""
@@ -240,8 +246,11 @@ def write_packed_file(payload: dict, out: str, force: bool = False) -> str:
     payload = dict(format=FORMAT, format_version=FORMAT_VERSION, **payload)
     fd, tmp = tempfile.mkstemp(prefix='.' + osp.basename(out) + '.', suffix='.tmp', dir=directory)
     try:
+        os.fchmod(fd, 0o666 & ~_current_umask())  # mkstemp makes it 0600; the result is an ordinary file
         with os.fdopen(fd, 'wb') as f:
             torch.save(payload, f)
+            f.flush()
+            os.fsync(f.fileno())
         os.replace(tmp, out)
     except BaseException:
         if osp.exists(tmp):

@@ -139,6 +139,16 @@ def test_no_overwrite_without_force(tiny_trained_detector, packed, tmp_path):
     assert is_packed_file(str(out)) and os.listdir(tmp_path) == ['x.pth']  # no temporary file left behind
 
 
+def test_written_file_gets_the_usual_permissions(tiny_trained_detector, tmp_path):
+    """Written through a private temporary file, the result is still an ordinary file (0666 less the umask)."""
+    old = os.umask(0o022)
+    try:
+        out = export_binary(tiny_trained_detector.cfg, tiny_trained_detector.checkpoint, str(tmp_path / 'm.packed'))
+    finally:
+        os.umask(old)
+    assert os.stat(out).st_mode & 0o777 == 0o644
+
+
 def test_truncated_foreign_and_newer_files(tiny_trained_detector, packed, tmp_path):
     data = open(packed, 'rb').read()
     cut = tmp_path / 'cut.pth'
