@@ -13,7 +13,7 @@ forward -- i.e. everything the forward allocates at its peak (activations, packe
 
 ``detector``: images/s of the whole Faster R-CNN (configs/shapes/*_faster_rcnn_shapes.py: 128-px images of the
 embedded shapes val set, batch 1, data preprocessing included, loading excluded), deploy vs simulated vs real,
-interleaved per image. Weights are random unless ``--checkpoint`` (for the binary model) is given.
+interleaved per image. Weights are random unless ``--checkpoint`` (binary model) / ``--real-checkpoint`` are given.
 """
 import argparse
 import copy
@@ -119,6 +119,9 @@ def bench_detector(args):
     from rebnn_det.deploy.convert import convert_to_deploy
     _setup()
     torch.set_num_threads(args.threads)
+    import logging
+    from mmengine.logging import MMLogger
+    MMLogger.get_current_instance().setLevel(logging.WARNING)  # no per-parameter init report
     cfgs = {k: Config.fromfile(os.path.join(ROOT, 'configs', 'shapes', f'{name}_faster_rcnn_shapes.py'))
             for k, name in (('binary', 'rebnn'), ('real', 'real'))}
     torch.manual_seed(0)
@@ -128,6 +131,8 @@ def bench_detector(args):
         model.init_weights()
         if k == 'binary' and args.checkpoint:
             load_checkpoint(model, args.checkpoint, map_location='cpu', logger='silent')
+        if k == 'real' and args.real_checkpoint:
+            load_checkpoint(model, args.real_checkpoint, map_location='cpu', logger='silent')
         models['simulated' if k == 'binary' else 'real'] = model.eval()
     models['deploy'] = convert_to_deploy(copy.deepcopy(models['simulated']))
     loader_cfg = copy.deepcopy(cfgs['binary'].test_dataloader)
@@ -162,6 +167,9 @@ def main(argv=None):
     parser.add_argument('--threads', type=int, default=os.cpu_count())
     parser.add_argument('--num-images', type=int, default=100)
     parser.add_argument('--checkpoint', default=None, help='trained binary shapes checkpoint (detector part)')
+    parser.add_argument('--real-checkpoint', default=None,
+                        help='trained real-valued shapes checkpoint (detector part; untrained weights give fewer '
+                             'boxes above the score threshold, i.e. less post-processing work)')
     parser.add_argument('--memory-child', default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.memory_child:

@@ -17,7 +17,8 @@ class BinaryFCOSHead(FCOSHead):
 
     Args (beyond FCOSHead's):
         binary_cfg: arguments of every block (see :class:`BinaryRPNHead`); the blocks' ``norm_cfg`` defaults to
-            BN, not the head's GroupNorm: BN folds into the binary conv's scale at inference, GN does not.
+            BN, not the head's GroupNorm: deploy mode runs BN (per-channel, running statistics) inside the binary
+            kernel's epilogue; GN needs statistics over the whole output first.
     """
 
     def __init__(self, num_classes: int, in_channels: int, binary_cfg: Optional[dict] = None, **kwargs):

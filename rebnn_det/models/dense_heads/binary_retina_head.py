@@ -17,7 +17,7 @@ class BinaryRetinaHead(RetinaHead):
 
     Args (beyond RetinaHead's):
         binary_cfg: arguments of every block (see :class:`BinaryRPNHead`); ``norm_cfg`` defaults to BN, which
-            folds into the binary conv's scale at inference (the head's own ``norm_cfg`` is not used by them).
+            deploy mode runs inside the binary kernel's epilogue (the head's own ``norm_cfg`` is not used by them).
     """
 
     def __init__(self, num_classes: int, in_channels: int, binary_cfg: Optional[dict] = None, **kwargs):

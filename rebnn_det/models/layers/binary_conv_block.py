@@ -29,8 +29,9 @@ class BinaryConvBlock(nn.Module):
     widths differ by an integer factor; with no such factor the block has no shortcut (``has_shortcut`` False).
 
     Args:
-        norm_cfg: the norm after the binary conv (restores the scale a binary conv loses). BN folds into a
-            per-channel scale and bias at inference, which is why it is the default.
+        norm_cfg: the norm after the binary conv (restores the scale a binary conv loses). BN is a
+            per-channel multiply-add at inference, run inside the binary kernel's epilogue in deploy mode, which
+            is why it is the default.
         act_cfg: ``None`` (no activation: the FPN's convs), an mmcv activation (e.g. ``dict(type='ReLU')``) or
             ``dict(type='RPReLU')`` (ReActNet's, one set of parameters per output channel).
         conv_kwargs: ``weight_binarizer``, ``act_binarizer``, ``pad_value``... of :class:`ReBNNConv`.
