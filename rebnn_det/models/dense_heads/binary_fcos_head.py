@@ -4,12 +4,11 @@ from typing import Optional
 from mmdet.models.dense_heads import FCOSHead
 from mmdet.registry import MODELS
 
-from ...ops import reset_binary_alphas
-from ..layers import binarize_conv_tower
+from .binary_towers import BinaryTowersMixin
 
 
 @MODELS.register_module()
-class BinaryFCOSHead(FCOSHead):
+class BinaryFCOSHead(BinaryTowersMixin, FCOSHead):
     """mmdet ``FCOSHead`` (same arguments and outputs) whose ``stacked_convs`` 3x3 convs of the classification
     and regression towers are :class:`~rebnn_det.models.layers.BinaryConvBlock`: ``ReLU(BN(ReBNNConv(x)) + x)``.
     The prediction convs (``conv_cls``, ``conv_reg``, ``conv_centerness``) stay real (see
@@ -26,9 +25,4 @@ class BinaryFCOSHead(FCOSHead):
             raise ValueError('BinaryFCOSHead does not support dcn_on_last_conv=True (no binary deformable conv); '
                              'use FCOSHead for a DCN tower')
         super().__init__(num_classes, in_channels, **kwargs)
-        binarize_conv_tower(self.cls_convs, binary_cfg)
-        binarize_conv_tower(self.reg_convs, binary_cfg)
-
-    def init_weights(self) -> None:
-        super().init_weights()
-        reset_binary_alphas(self)
+        self.binarize_towers(binary_cfg)

@@ -4,12 +4,11 @@ from typing import Optional
 from mmdet.models.dense_heads import RetinaHead
 from mmdet.registry import MODELS
 
-from ...ops import reset_binary_alphas
-from ..layers import binarize_conv_tower
+from .binary_towers import BinaryTowersMixin
 
 
 @MODELS.register_module()
-class BinaryRetinaHead(RetinaHead):
+class BinaryRetinaHead(BinaryTowersMixin, RetinaHead):
     """mmdet ``RetinaHead`` (same arguments and outputs) whose ``stacked_convs`` 3x3 convs of the classification
     and regression towers are :class:`~rebnn_det.models.layers.BinaryConvBlock`: ``ReLU(BN(ReBNNConv(x)) + x)``
     (the ReLU of the ConvModule each replaces). The two 3x3 prediction convs (``retina_cls``, ``retina_reg``) stay
@@ -22,9 +21,4 @@ class BinaryRetinaHead(RetinaHead):
 
     def __init__(self, num_classes: int, in_channels: int, binary_cfg: Optional[dict] = None, **kwargs):
         super().__init__(num_classes, in_channels, **kwargs)
-        binarize_conv_tower(self.cls_convs, binary_cfg)
-        binarize_conv_tower(self.reg_convs, binary_cfg)
-
-    def init_weights(self) -> None:
-        super().init_weights()
-        reset_binary_alphas(self)
+        self.binarize_towers(binary_cfg)
