@@ -24,12 +24,13 @@ import math
 import os
 import os.path as osp
 import time
-import uuid
 import warnings
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
+
+from ..fileio import atomic_write
 
 # name -> (BGR colour, texture); colour, shape and texture all carry the class.
 SHAPE_CLASSES: Dict[str, Tuple[Tuple[int, int, int], str]] = {
@@ -261,20 +262,8 @@ def _settings(num_images: int, img_size: int, max_objects: int, seed: int, class
 
 
 def _atomic_write(path: str, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a unique temporary file in the same directory and ``os.replace``: a
-    reader sees the old file or the complete new one, and concurrent writers never share a temporary file."""
-    tmp = osp.join(osp.dirname(path), f'.{osp.basename(path)}.{os.getpid()}.{uuid.uuid4().hex[:12]}.tmp')
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # unique name; mode as umask allows
-    try:
-        with os.fdopen(fd, 'wb') as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.remove(tmp)
-        raise
+    """Write ``data`` to ``path`` atomically (:func:`rebnn_det.fileio.atomic_write`)."""
+    atomic_write(path, lambda f: f.write(data))
 
 
 def generate_shapes_split(root: str, split: str, num_images: int, img_size: int = 128, max_objects: int = 4,

@@ -37,13 +37,13 @@ Nothing here imports mmdet or mmengine.
 import os
 import os.path as osp
 import pickle
-import tempfile
 import zipfile
 from typing import Dict, Optional
 
 import torch
 from torch import Tensor, nn
 
+from ..fileio import atomic_write
 from ..ops import ReBNNConv, channel_mean_abs, named_binary_convs
 from .packing import num_words, pack_conv_weight, unpack_conv_weight
 
@@ -226,12 +226,6 @@ def check_state_matches(state: Dict[str, Tensor], model: nn.Module, path: str) -
 
 
 # ---- the file itself ----------------------------------------------------------------------------------------------
-def _current_umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
 def write_packed_file(payload: dict, out: str, force: bool = False) -> str:
     """``torch.save`` ``payload`` (with the format marker) to ``out`` through a unique temporary file in the same
     directory and ``os.replace``; an existing ``out`` is an error unless ``force``. Returns ``out``."""
@@ -244,18 +238,7 @@ def write_packed_file(payload: dict, out: str, force: bool = False) -> str:
     if not osp.isdir(directory):
         raise FileNotFoundError(f'output directory {directory!r} does not exist')
     payload = dict(format=FORMAT, format_version=FORMAT_VERSION, **payload)
-    fd, tmp = tempfile.mkstemp(prefix='.' + osp.basename(out) + '.', suffix='.tmp', dir=directory)
-    try:
-        os.fchmod(fd, 0o666 & ~_current_umask())  # mkstemp makes it 0600; the result is an ordinary file
-        with os.fdopen(fd, 'wb') as f:
-            torch.save(payload, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, out)
-    except BaseException:
-        if osp.exists(tmp):
-            os.remove(tmp)
-        raise
+    atomic_write(out, lambda f: torch.save(payload, f))
     return out
 
 

@@ -14,14 +14,13 @@ from rebnn_det.datasets import ensure_shapes_split, generate_shapes_split
 
 SETTINGS = dict(num_images=6, img_size=64, seed=0)  # small: ~0.1 s to generate
 
-# A racing process: loads the generator module on its own (it imports nothing of rebnn_det, so no mmdet import
-# and the child starts in well under a second), then for each round waits for the parent's "go" file and
-# ensures the split, then reads it as CocoDataset would (complete json, every listed image present).
+# A racing process: imports the generator from the package under test (sys.argv[1]: the folder holding
+# rebnn_det), then for each round waits for the parent's "go" file and ensures the split, then reads it as
+# CocoDataset would (complete json, every listed image present).
 RACER = r'''
-import importlib.util, json, os, os.path as osp, sys, time
-spec = importlib.util.spec_from_file_location('shapes_under_test', sys.argv[1])
-shapes = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(shapes)
+import json, os, os.path as osp, sys, time
+sys.path.insert(0, sys.argv[1])
+import rebnn_det.datasets.shapes as shapes
 base, rounds, name = sys.argv[2], int(sys.argv[3]), sys.argv[4]
 for k in range(rounds):
     open(osp.join(base, f'ready_{k}_{name}'), 'w').close()
@@ -56,7 +55,8 @@ def reference(tmp_path_factory):
 
 def test_two_processes_racing_on_fresh_roots_generate_once_and_identically(tmp_path, reference):
     rounds = 6
-    racers = [subprocess.Popen([sys.executable, '-c', RACER, shapes.__file__, str(tmp_path), str(rounds), name],
+    package_root = osp.dirname(osp.dirname(osp.dirname(osp.abspath(shapes.__file__))))
+    racers = [subprocess.Popen([sys.executable, '-c', RACER, package_root, str(tmp_path), str(rounds), name],
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for name in 'ab']
     try:
         for k in range(rounds):  # release both racers into round k together
