@@ -28,6 +28,22 @@ namespace {
 
 inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
+// One output pixel's counts K * C_in - 2 * popcount sum; at a border (pad_value = 0) each padded tap's
+// sum_c b[o, t, c] is subtracted, so it contributes 0. Exact in int32 and in float (small integers).
+template <typename T>
+REBNN_INLINE void pixel_counts(const ConvArgs& a, const int32_t* s, int32_t full, bool border, int64_t iy0,
+                               int64_t ix0, T* dst) {
+  for (int64_t o = 0; o < a.c_out; ++o) dst[o] = static_cast<T>(full - 2 * s[o]);
+  if (!border) return;
+  for (int64_t ky = 0; ky < a.kh; ++ky)
+    for (int64_t kx = 0; kx < a.kw; ++kx) {
+      const int64_t iy = iy0 + ky, ix = ix0 + kx;
+      if (iy >= 0 && iy < a.h && ix >= 0 && ix < a.w) continue;
+      const int32_t* ts = a.tap_sum + (ky * a.kw + kx) * a.c_out;
+      for (int64_t o = 0; o < a.c_out; ++o) dst[o] -= static_cast<T>(ts[o]);
+    }
+}
+
 // scratch[ow][OB * 8] holds sum popcount(a XOR w); turn it into counts (+ padding correction) and the epilogue.
 REBNN_INLINE void epilogue_row(const ConvArgs& a, int64_t n, int64_t oh, const int32_t* scratch) {
   const int64_t ob8 = ceil_div(a.c_out, 8) * 8;
@@ -42,30 +58,11 @@ REBNN_INLINE void epilogue_row(const ConvArgs& a, int64_t n, int64_t oh, const i
     const int64_t pix = (out_row + ow) * a.c_out;
     // counts into the (int32) output buffer or a per-pixel float pass
     if (a.counts) {
-      int32_t* dst = a.counts + pix;
-      for (int64_t o = 0; o < a.c_out; ++o) dst[o] = full - 2 * s[o];
-      if (border) {
-        for (int64_t ky = 0; ky < a.kh; ++ky)
-          for (int64_t kx = 0; kx < a.kw; ++kx) {
-            const int64_t iy = iy0 + ky, ix = ix0 + kx;
-            if (iy >= 0 && iy < a.h && ix >= 0 && ix < a.w) continue;
-            const int32_t* ts = a.tap_sum + (ky * a.kw + kx) * a.c_out;
-            for (int64_t o = 0; o < a.c_out; ++o) dst[o] -= ts[o];
-          }
-      }
+      pixel_counts(a, s, full, border, iy0, ix0, a.counts + pix);
       continue;
     }
     float* dst = a.out + pix;
-    for (int64_t o = 0; o < a.c_out; ++o) dst[o] = static_cast<float>(full - 2 * s[o]);
-    if (border) {
-      for (int64_t ky = 0; ky < a.kh; ++ky)
-        for (int64_t kx = 0; kx < a.kw; ++kx) {
-          const int64_t iy = iy0 + ky, ix = ix0 + kx;
-          if (iy >= 0 && iy < a.h && ix >= 0 && ix < a.w) continue;
-          const int32_t* ts = a.tap_sum + (ky * a.kw + kx) * a.c_out;
-          for (int64_t o = 0; o < a.c_out; ++o) dst[o] -= static_cast<float>(ts[o]);
-        }
-    }
+    pixel_counts(a, s, full, border, iy0, ix0, dst);
     // The epilogue in the simulated model's order and rounding (eval mode), so the output is bit-identical:
     // ReBNNConv alpha * count (+ bias), BatchNorm as PyTorch's CPU kernel computes it (one fused multiply-add
     // with its per-channel terms), + residual, RPReLU prelu(y - shift_in, slope) + shift_out. Each step rounds
