@@ -1,6 +1,5 @@
 """NonFiniteGuardHook, the checkpoint loader and ExactResumeHook, piece by piece on fake runners: tensor naming,
 the counters' start values, what another rank's flag says, the whole error texts."""
-import os
 import sys
 from types import SimpleNamespace
 
@@ -155,7 +154,7 @@ def test_without_the_packed_format_a_file_is_a_torch_checkpoint(tmp_path, monkey
     torch.save({'w': torch.ones(1)}, path)
     monkeypatch.setitem(sys.modules, 'rebnn_det.deploy.export', None)  # a checkout without deploy/export.py
     assert load_from_trusted_local(str(path))['w'].item() == 1.0
-    path.write_bytes(os.urandom(64))
+    path.write_bytes(b'not a checkpoint at all' * 4)
     with pytest.raises(CheckpointReadError):
         load_from_trusted_local(str(path))
 
