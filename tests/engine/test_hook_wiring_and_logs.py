@@ -10,6 +10,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 from mmengine.hooks import Hook
+from mmengine.logging import MessageHub
 from mmengine.model import BaseModel
 from mmengine.optim import OptimWrapper, OptimWrapperDict
 from mmengine.registry import HOOKS, MODEL_WRAPPERS
@@ -23,11 +24,12 @@ from rebnn_det.ops import ReBNNConv
 
 class Net(BaseModel):
 
-    def __init__(self, extra_real_conv=False):
+    def __init__(self, extra_real_conv=False, extra_xnor_conv=False):
         super().__init__()
         torch.manual_seed(0)
         self.conv = ReBNNConv(3, 4, 3, padding=1)
         self.real = ReBNNConv(4, 4, 1, weight_binarizer='none') if extra_real_conv else None
+        self.xnor = ReBNNConv(4, 4, 1, weight_binarizer='xnor') if extra_xnor_conv else None
         self.head = nn.Linear(4, 2)
 
     def forward(self, inputs, targets=None, mode='tensor'):
@@ -162,6 +164,10 @@ def test_layers_are_found_through_a_model_wrapper_and_real_convs_are_left_out():
     hook.before_train(runner)
     assert list(hook.regularizer.layers) == ['conv']
     assert hook.regularizer.distributed_mean is None and hook.regularizer.grad_scale is None
+    runner = fake_runner(Net(extra_xnor_conv=True))
+    ReBNNHook().before_train(runner)
+    assert runner.logger.infos == ["ReBNNHook: gamma='adaptive' on 1 rebnn layers; oscillation statistics on 2 "
+                                   "binary layers (rebnn/xnor)"]
 
 
 def test_ddp_gets_a_mean_all_reduce(monkeypatch):
@@ -200,10 +206,24 @@ def test_loading_state_before_and_after_before_train():
     hook = ReBNNHook()
     hook.after_load_checkpoint(SimpleNamespace(), {'rebnn_hook': dict(state, layers={})})  # no _resume: resume
     runner = fake_runner(Net())
+    runner.iter = 7
     hook.before_train(runner)
     assert runner.logger.warnings == ['ReBNNHook: no saved state for 1 layer(s) (e.g. conv); they start with fresh '
                                       'gamma and sign history']
-    assert hook._loaded_state is None and hook.regularizer.num_steps == 5
+    assert hook._loaded_state is None and hook.regularizer.num_steps == 5 and hook._window_first_iter == 3
+    # a resumed run whose first update AMP skips logs nothing (the regularizer completed no step since loading)
+    hub = MessageHub.get_instance(f'hub_{uuid.uuid4().hex[:8]}')
+    hub.update_scalar('train/rebnn_flip', 0.5)
+    runner.message_hub = hub
+    runner.optim_wrapper.should_update = lambda: True
+    hook.after_train_iter(runner, 0)
+    assert 'train/rebnn_flip' not in hub.log_scalars
+    # a checkpoint of an older version without window_first_iter: the window starts at the resumed iteration
+    hook = ReBNNHook()
+    hook.after_load_checkpoint(SimpleNamespace(_resume=True),
+                               {'rebnn_hook': {k: v for k, v in state.items() if k != 'window_first_iter'}})
+    hook.before_train(runner)
+    assert hook._window_first_iter == 8
     # loaded after before_train: straight into the regularizer
     hook = ReBNNHook()
     hook.before_train(fake_runner(Net()))

@@ -53,6 +53,8 @@ def test_loss_r_is_half_gamma_times_squared_residual_per_channel():
 
 def test_warmup_factor_scales_both_reconstruction_gradients():
     layer = conv()
+    with torch.no_grad():  # alpha away from mean|w|, where the alpha term's sum_j r_ij b_ij would vanish
+        layer.alpha.copy_(torch.tensor([0.2, 0.9]))
     w, alpha = W0, layer.alpha.detach().tolist()
     gamma, lr, factor = 0.5, 0.1, 0.5  # warmup_iters=2: step 0 applies (0 + 1) / 2 of gamma
     reg = ReBNNRegularizer([('conv', layer)], gamma=gamma, warmup_iters=2)

@@ -62,6 +62,8 @@ def test_strict_loading_reports_missing_unexpected_and_mismatched_keys():
         conv.load_state_dict(dict(state, bogus=torch.ones(1)))
     with pytest.raises(RuntimeError, match=r'Missing key\(s\) in state_dict: "rsign.threshold"'):
         conv.load_state_dict({k: v for k, v in state.items() if k != 'rsign.threshold'})
+    with pytest.raises(RuntimeError, match=r'Missing key\(s\) in state_dict: "weight"'):
+        conv.load_state_dict({k: v for k, v in state.items() if k != 'weight'})
     with pytest.raises(RuntimeError, match=r'size mismatch for weight'):
         conv.load_state_dict(dict(state, weight=torch.ones(1, 1, 1, 1)))
     result = conv.load_state_dict({k: v for k, v in state.items() if k != 'rsign.threshold'}, strict=False)
