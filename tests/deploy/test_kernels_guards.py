@@ -79,6 +79,11 @@ def test_defaults_are_stride_1_padding_0_zero_pad():
     for isa in ('portable', 'reference'):
         assert torch.equal(kernels.binary_conv_counts(x, None, weight, isa=isa), expected)
         assert torch.equal(kernels.binary_conv2d(x, None, weight, torch.ones(4), isa=isa), expected.float())
+    zero_padded = F.conv2d(signs(x), signs(w), None, 1, 1).round().int()  # pad_value 0 by default
+    for isa in ('portable', 'reference'):
+        assert torch.equal(kernels.binary_conv_counts(x, None, weight, padding=1, isa=isa), zero_padded)
+        assert torch.equal(kernels.binary_conv2d(x, None, weight, torch.ones(4), padding=1, isa=isa),
+                           zero_padded.float())
     assert kernels.native_supported() and not kernels.native_supported(2) and not kernels.native_supported(1, 2)
     assert torch.equal(kernels.pack_padded(x, None, isa='reference'), kernels.pack_padded(x, None, 0, 0.0,
                                                                                             isa='reference'))
@@ -136,6 +141,12 @@ def test_fma32_is_the_correctly_rounded_fused_multiply_add():
                 xs.append(24929.0 * sign)
                 as_.append(673.0 * scale)
                 bs.append(tiny * scale * 2.0 ** 24)
+    # float64 sums that land on (or one ulp from) a float32 midpoint, where the round-to-odd fix decides:
+    # 2^24 + 1 + (2^-28 - 2^-52) rounds (float64) to one ulp above the midpoint 2^24 + 1, inexactly;
+    # 2^24 + 1 and 2^24 + 3 are exact midpoints (ties to even: down, then up)
+    xs += [24929.0, 2.0 ** 12, 2.0 ** 24 + 2]
+    as_ += [673.0, 2.0 ** 12, 1.0]
+    bs += [2.0 ** -28 - 2.0 ** -52, 1.0, 1.0]
     x = torch.cat([torch.tensor(xs), torch.randn(200, generator=g) * 100])
     a = torch.cat([torch.tensor(as_), torch.randn(200, generator=g)])
     b = torch.cat([torch.tensor(bs), torch.randn(200, generator=g) * 10])

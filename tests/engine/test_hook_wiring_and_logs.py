@@ -164,6 +164,7 @@ def test_layers_are_found_through_a_model_wrapper_and_real_convs_are_left_out():
     hook.before_train(runner)
     assert list(hook.regularizer.layers) == ['conv']
     assert hook.regularizer.distributed_mean is None and hook.regularizer.grad_scale is None
+    assert hook._log_interval == 50  # no LoggerHook: per-layer means every 50 iterations
     runner = fake_runner(Net(extra_xnor_conv=True))
     ReBNNHook().before_train(runner)
     assert runner.logger.infos == ["ReBNNHook: gamma='adaptive' on 1 rebnn layers; oscillation statistics on 2 "
