@@ -2,6 +2,7 @@
 import datetime
 import math
 import socket
+import time
 import warnings
 
 import pytest
@@ -9,6 +10,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
+from rebnn_det.apis import exit_after_distributed_run
 from rebnn_det.engine import ReBNNRegularizer, check_gamma
 from rebnn_det.engine.rebnn_regularizer import LayerStats, check_rule_settings
 from rebnn_det.ops import ReBNNConv
@@ -314,8 +316,12 @@ def _ddp_worker(rank, world, port, xs_list, out):
         opt.step()
         gammas += reg.state['conv']['gamma'].tolist()
     if rank == 0:
-        out.put((layer.weight.detach().flatten().tolist(), gammas))
-    dist.destroy_process_group()
+        out.put((layer.weight.detach().flatten().tolist(), gammas))  # SimpleQueue: written before put returns
+    # Leave the way tools/train.py does (exit_after_distributed_run): free DDP's reducer while the group is alive,
+    # meet, destroy the group, and skip interpreter teardown -- gloo objects destroyed at teardown after the
+    # other rank left could hang this rank (seen once in CI).
+    del model, opt, reg
+    exit_after_distributed_run()
 
 
 def test_ddp_two_ranks_match_single_process_full_batch():
@@ -323,7 +329,14 @@ def test_ddp_two_ranks_match_single_process_full_batch():
     ctx = mp.get_context('spawn')
     out = ctx.SimpleQueue()
     port = _free_port()
-    mp.start_processes(_ddp_worker, args=(2, port, [xs_a, xs_b], out), nprocs=2, start_method='spawn')
+    workers = mp.start_processes(_ddp_worker, args=(2, port, [xs_a, xs_b], out), nprocs=2, start_method='spawn',
+                                 join=False)
+    deadline = time.monotonic() + 180  # a hang guard, not a timing assertion
+    while not workers.join(timeout=5):
+        if time.monotonic() > deadline:
+            for p in workers.processes:
+                p.kill()
+            pytest.fail('the two DDP workers did not finish within 180 s')
     w_ddp, g_ddp = out.get()
     layer = make_layer()
     reg = ReBNNRegularizer([('conv', layer)], 'adaptive')
