@@ -261,11 +261,6 @@ def _settings(num_images: int, img_size: int, max_objects: int, seed: int, class
     return settings
 
 
-def _atomic_write(path: str, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically (:func:`rebnn_det.fileio.atomic_write`)."""
-    atomic_write(path, lambda f: f.write(data))
-
-
 def generate_shapes_split(root: str, split: str, num_images: int, img_size: int = 128, max_objects: int = 4,
                           seed: int = 0, classes: Sequence[str] = tuple(SHAPE_CLASSES),
                           size_probs: Sequence[float] = KNOB_DEFAULTS['size_probs'],
@@ -294,7 +289,7 @@ def generate_shapes_split(root: str, split: str, num_images: int, img_size: int 
         ok, jpg = cv2.imencode('.jpg', img, [cv2.IMWRITE_JPEG_QUALITY, 95])
         if not ok:
             raise RuntimeError(f'OpenCV could not encode {file_name} as JPEG')
-        _atomic_write(osp.join(root, file_name), jpg.tobytes())
+        atomic_write(osp.join(root, file_name), lambda f: f.write(jpg.tobytes()))
         images.append(dict(id=i, file_name=file_name, height=img_size, width=img_size))
         anns += [_annotation(o, len(anns) + 1 + k, i) for k, o in enumerate(objects)]
         bar.update()
@@ -304,7 +299,7 @@ def generate_shapes_split(root: str, split: str, num_images: int, img_size: int 
                                                                        distractors))
     coco = dict(info=info, images=images, annotations=anns,
                 categories=[dict(id=k + 1, name=c, supercategory='shape') for k, c in enumerate(classes)])
-    _atomic_write(path, json.dumps(coco).encode())  # the json appears only once every image is written
+    atomic_write(path, lambda f: f.write(json.dumps(coco).encode()))  # the json comes last, after every image
     return path
 
 
