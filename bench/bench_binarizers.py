@@ -27,6 +27,7 @@ bench/results/binarizers_runs.json), from which --table-only --from-json re-crea
 work dir.
 """
 import argparse
+import fcntl
 import glob
 import json
 import math
@@ -40,6 +41,9 @@ from typing import Dict, List, Optional, Sequence
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 SHAPES = osp.join(ROOT, 'configs', 'shapes')
+sys.path.insert(0, ROOT)
+from rebnn_det.fileio import atomic_write  # noqa: E402
+
 DEFAULT_EXPORT = osp.join(ROOT, 'bench', 'results', 'binarizers_runs.json')
 BASELINE = 'XNOR-style'
 # row -> stages (config for the default setting, extra cfg-options); '{prev_ckpt}' is the previous stage's last
@@ -184,16 +188,19 @@ def _key(run: dict):
 
 
 def merge_export(path: str, runs: List[dict]) -> List[dict]:
-    """Merge ``runs`` into the json at ``path`` (a run of the same setting/schedule/row/seed is replaced)."""
-    old = load_runs(path) if osp.isfile(path) else []
-    merged = {_key(r): r for r in old}
-    merged.update({_key(r): r for r in runs})
-    out = sorted(merged.values(), key=lambda r: (r['setting'], r['schedule'], _row_order(r['row']), r['seed']))
+    """Merge ``runs`` into the json at ``path`` (a run of the same setting/schedule/row/seed is replaced). The
+    read-merge-write holds an exclusive lock on ``path + '.lock'``, so bench processes running side by side (one
+    per core) never lose each other's records; the write is atomic."""
     os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
-    with open(path + '.tmp', 'w') as f:
-        json.dump(dict(description='bench/bench_binarizers.py: one record per finished (setting, schedule, row, '
-                                   'seed) run', runs=out), f, indent=1)
-    os.replace(path + '.tmp', path)
+    with open(path + '.lock', 'a') as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        old = load_runs(path) if osp.isfile(path) else []
+        merged = {_key(r): r for r in old}
+        merged.update({_key(r): r for r in runs})
+        out = sorted(merged.values(), key=lambda r: (r['setting'], r['schedule'], _row_order(r['row']), r['seed']))
+        text = json.dumps(dict(description='bench/bench_binarizers.py: one record per finished (setting, schedule, '
+                                           'row, seed) run', runs=out), indent=1)
+        atomic_write(path, lambda f: f.write(text.encode()))
     return out
 
 

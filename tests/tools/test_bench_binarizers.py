@@ -208,3 +208,25 @@ def test_two_stage_row_loads_the_first_stage_checkpoint_on_the_long_schedule(tmp
     fake.calls.clear()
     bench.main(['--work-root', str(tmp_path / 'l'), '--seeds', '0', '--schedule', 'long', '--export', ''])
     assert [osp.basename(c[2]) for c in fake.calls] == ['xnor_faster_rcnn_shapes.py', 'rebnn_faster_rcnn_shapes.py']
+
+
+def _merge_many(export, first_seed, count):
+    record = dict(setting='default', schedule='demo', row='XNOR-style', mAP=0.5)
+    for seed in range(first_seed, first_seed + count):
+        bench.merge_export(export, [dict(record, seed=seed)])
+
+
+def test_merges_from_two_processes_at_once_lose_no_record(tmp_path):
+    """Two bench processes (one per core) finishing runs at the same time: every record ends up in the json (the
+    read-merge-write is locked) and no temporary file is left behind."""
+    import multiprocessing
+    export = str(tmp_path / 'runs.json')
+    ctx = multiprocessing.get_context('fork')
+    workers = [ctx.Process(target=_merge_many, args=(export, first, 40)) for first in (0, 1000)]
+    for p in workers:
+        p.start()
+    for p in workers:
+        p.join(60)
+    assert [p.exitcode for p in workers] == [0, 0]
+    assert sorted(r['seed'] for r in bench.load_runs(export)) == list(range(40)) + list(range(1000, 1040))
+    assert sorted(os.listdir(tmp_path)) == ['runs.json', 'runs.json.lock']
