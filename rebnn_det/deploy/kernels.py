@@ -20,14 +20,14 @@ path used without the compiled extension and for geometry the kernels don't cove
 ``'auto'`` (default: the best the CPU runs). The native kernels cover any kernel size, stride and padding.
 """
 import os
-import warnings
 from typing import NamedTuple, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .packing import WORD_BITS, num_words, pack_activations, unpack_conv_weight, unpack_signs_last
+from ..caller_warning import warn_at_caller
+from .packing import num_words, pack_activations, pack_signs_last, unpack_conv_weight, unpack_signs_last
 
 ISA_ENV = 'REBNN_KERNEL_ISA'
 NATIVE_ISAS = ('avx512', 'avx2', 'portable')
@@ -84,8 +84,8 @@ def kernel_isa(isa: Optional[str] = None) -> str:
                                "or use 'reference'")
         if not _warned_missing:
             _warned_missing = True
-            warnings.warn('rebnn_det._C (the XNOR-popcount kernels) is not built; binary convolutions run on the '
-                          f'slow pure-PyTorch reference path ({_ext_error})', RuntimeWarning, stacklevel=2)
+            warn_at_caller('rebnn_det._C (the XNOR-popcount kernels) is not built; binary convolutions run on the '
+                           f'slow pure-PyTorch reference path ({_ext_error})', RuntimeWarning)
         return 'reference'
     if requested == 'auto':
         return ext.best_isa()
@@ -143,6 +143,12 @@ def native_supported(dilation=1, groups: int = 1) -> bool:
     return _pair(dilation) == (1, 1) and groups == 1
 
 
+def _path_for(x: Tensor, isa: Optional[str]) -> str:
+    """The kernel path for input ``x``: :func:`kernel_isa` on the CPU; the reference path for tensors on any other
+    device (the compiled kernels are CPU code)."""
+    return kernel_isa(isa) if x.device.type == 'cpu' else 'reference'
+
+
 def _reference_counts(x: Tensor, threshold: Optional[Tensor], weight: KernelWeight, stride, padding,
                       pad_value: float, dilation, groups: int) -> Tensor:
     """Unpack + float64 ``F.conv2d`` (exact integer sums) with the padding constant; int32 NCHW counts."""
@@ -162,7 +168,7 @@ def binary_conv_counts(x: Tensor, threshold: Optional[Tensor], weight: KernelWei
                        pad_value: float = 0.0, dilation=1, groups: int = 1, isa: Optional[str] = None) -> Tensor:
     """The exact integer counts ``sum_valid taps sum_c a_c b_c`` as int32 ``[N, C_out, H_o, W_o]``."""
     pad_value = _check_geometry(pad_value)
-    path = kernel_isa(isa) if x.device.type == 'cpu' else 'reference'
+    path = _path_for(x, isa)
     if path == 'reference' or not native_supported(dilation, groups):
         return _reference_counts(x, threshold, weight, stride, padding, pad_value, dilation, groups)
     kh, kw = weight.packed.shape[1:3]
@@ -233,7 +239,7 @@ def binary_conv2d(x: Tensor, threshold: Optional[Tensor], weight: KernelWeight, 
     rprelu[2]`` (each if given): bit-identical to the eval-mode simulated layers. ``residual`` may have ``C_out / k`` channels: channel ``o`` adds its channel
     ``o mod (C_out / k)`` (a shortcut repeated along channels, without materializing the repeat). The native path returns a channels-last tensor (the next layer packs it fastest)."""
     pad_value = _check_geometry(pad_value)
-    path = kernel_isa(isa) if x.device.type == 'cpu' else 'reference'
+    path = _path_for(x, isa)
     if path == 'reference' or not native_supported(dilation, groups):
         counts = _reference_counts(x, threshold, weight, stride, padding, pad_value, dilation, groups)
         y = counts.float() * scale.view(1, -1, 1, 1)
@@ -259,19 +265,14 @@ def pack_padded(x: Tensor, threshold: Optional[Tensor], padding=0, pad_value: fl
     bits for -1). The reference path builds it from :func:`.packing.pack_activations`."""
     pad_value = _check_geometry(pad_value)
     ph, pw = _pair(padding)
-    path = kernel_isa(isa)
+    path = _path_for(x, isa)
     if path != 'reference':
         return _ext.pack_padded(x.float(), threshold, ph, pw, pad_value, path)
     packed = pack_activations(x.float(), threshold)
     if not (ph or pw):
         return packed
-    channels, words = x.shape[1], packed.shape[-1]
-    border = torch.zeros(words, dtype=torch.int64)
-    if pad_value == -1.0:
-        bits = torch.zeros(words * WORD_BITS, dtype=torch.int64)
-        bits[:channels] = 1
-        border = (bits.view(words, WORD_BITS) << torch.arange(WORD_BITS)).sum(-1)
-    n, h, w, _ = packed.shape
+    border = pack_signs_last(torch.full((x.shape[1], ), -1.0 if pad_value == -1.0 else 1.0, device=x.device))
+    n, h, w, words = packed.shape
     out = border.expand(n, h + 2 * ph, w + 2 * pw, words).clone()
     out[:, ph:ph + h, pw:pw + w] = packed
     return out

@@ -16,12 +16,12 @@ ReBNNConv accumulates it during backward (``track_weight_hat_grad``); the pre ho
 scale and averages it across ranks, so it matches ``.grad`` in all three settings.
 """
 import math
-import warnings
 from typing import Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import Tensor
 
+from ..caller_warning import warn_at_caller
 from ..ops import ReBNNConv, hard_sign, per_channel, scale_signs
 
 GAMMA_GRID = (2e-4, 1e-4, 5e-5, 1e-5)  # the authors' constant-gamma grid
@@ -71,7 +71,8 @@ class ReBNNRegularizer:
         warmup_iters: linear ramp of the applied gamma over this many steps after ``start_iter``.
         grad_scale: callable returning the current AMP loss scale (``None``: no scaling).
         distributed_mean: callable averaging a tensor in place across ranks (``None``: single process).
-        report: callable given a message whenever a step is skipped (``None``: ``warnings.warn``).
+        report: callable given a message whenever a step is skipped (``None``: a RuntimeWarning shown at the
+            caller's line, :func:`~rebnn_det.caller_warning.warn_at_caller`).
 
     A step whose gradients (``.grad`` of the binary weights and alphas, ``dL/dw_hat``) or binary weights are not
     all finite is skipped: no reconstruction gradient, gamma, sign history, statistics or step count change, and
@@ -95,7 +96,7 @@ class ReBNNRegularizer:
             raise ValueError("gamma != 0 needs layers with weight_binarizer='rebnn' (a learnable alpha); "
                              'use gamma=0 for oscillation statistics only')
         self.grad_scale, self.distributed_mean = grad_scale, distributed_mean
-        self.report = report or (lambda msg: warnings.warn(msg, RuntimeWarning, stacklevel=2))
+        self.report = report or (lambda msg: warn_at_caller(msg, RuntimeWarning))
         self.num_steps = 0
         self.num_skipped = 0
         self.consecutive_skipped = 0

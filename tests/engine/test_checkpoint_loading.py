@@ -97,3 +97,7 @@ def test_packed_file_loads_as_the_checkpoint_it_describes(tmp_path):
     state = model.state_dict()
     assert set(ckpt['state_dict']) == set(state) and 'packed' in ckpt['meta']
     assert torch.equal(ckpt['state_dict']['neck.lateral_convs.1.conv.alpha'], state['neck.lateral_convs.1.conv.alpha'])
+    # map_location reaches the packed reader (the meta device stands in for an accelerator)
+    moved = CheckpointLoader.load_checkpoint(packed, map_location='meta')
+    assert {v.device.type for v in moved['state_dict'].values()} == {'meta'}
+    assert {k: v.shape for k, v in moved['state_dict'].items()} == {k: v.shape for k, v in state.items()}

@@ -104,3 +104,12 @@ def test_non_finite_names_exact_for_huge_finite_values_and_mixed_dtypes():
 def test_arguments_are_checked():
     with pytest.raises(ValueError, match='max_consecutive must be an int >= 1, got 0'):
         NonFiniteGuardHook(max_consecutive=0)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason='needs a CUDA device next to the CPU')
+def test_non_finite_names_with_tensors_on_two_devices():
+    """Model-parallel / offloaded tensors: the per-tensor sums are brought to one device before the single sync.
+    (Runs only where a GPU is present; the CPU-only mutation run lists the two mutants it guards as survivors.)"""
+    named = [('cpu_ok', torch.ones(3)), ('gpu_inf', torch.tensor([1.0, float('inf')], device='cuda')),
+             ('gpu_ok', torch.zeros(2, device='cuda')), ('cpu_nan', torch.tensor([float('nan')]))]
+    assert non_finite_names(named) == ['gpu_inf', 'cpu_nan']
