@@ -32,7 +32,7 @@ def status(exit_code):
 
 def package_of(source_path: str) -> str:
     parts = source_path.split('/')
-    return '/'.join(parts[:2]) if len(parts) > 2 else parts[0]
+    return '/'.join(parts[:2]) if len(parts) > 2 else source_path  # a package directory, or a top-level module
 
 
 def read_equivalents(path: str) -> dict:
