@@ -19,7 +19,8 @@ runs only the XNOR-style and adaptive rows.
 Numbers are read back from each run's saved logs (`*/vis_data/scalars.json`; a resumed run's later records win):
 COCO bbox mAP / mAP50 on the val split; the late flip ratio = mean fraction of latent binary weights whose sign
 flipped per optimizer step in the last epoch (ReBNNHook's oscillation window); the late oscillated share = share
-of weights that flipped at least twice in that epoch; the median logged step time. The table gives mean +- sample
+of weights that flipped at least twice in that epoch; the late mean gamma = the gamma applied in that epoch
+(mean over channels, layers and steps); the median logged step time. The table gives mean +- sample
 std (n-1) over the seeds and, for every binary row, whether it differs from the XNOR-style row beyond the seed
 spread: |mean difference| > 2 x pooled std, pooled std = sqrt(((n1-1) s1^2 + (n2-1) s2^2) / (n1 + n2 - 2))
 (needs >= 2 seeds in both rows). Every finished run is also merged into a compact json (--export, default
@@ -122,6 +123,7 @@ def read_run(work_dir: str) -> Optional[dict]:
     return dict(mAP=vals[-1]['coco/bbox_mAP'], mAP50=vals[-1]['coco/bbox_mAP_50'],
                 late_flip=windows[-1]['rebnn_osc_flip_ratio'] if windows else None,
                 late_osc=windows[-1]['rebnn_osc_oscillated'] if windows else None,
+                late_gamma=windows[-1].get('rebnn_osc_gamma') if windows else None,
                 step_s=statistics.median(times) if times else None)
 
 
@@ -248,6 +250,7 @@ def summarize(runs: List[dict]) -> Dict[tuple, List[dict]]:
                      step_s=mean_std([r.get('step_s') for r in rs])[0])
             for m in METRICS:
                 s[m] = mean_std([r[m] for r in rs])
+            s['late_gamma'] = mean_std([r.get('late_gamma') for r in rs])  # absent from runs saved before it was
             if row != BASELINE and row != 'real-valued' and base:
                 s['vs_baseline'] = {m: compare([r[m] for r in rs], [r[m] for r in base]) for m in ('mAP', 'late_flip')}
             elif row == 'real-valued' and base:
@@ -264,8 +267,8 @@ def format_tables(runs: List[dict]) -> str:
                   '',
                   '| run | seeds | bbox mAP | mAP50 | late flip ratio/step | late oscillated | '
                   f'Δ mAP vs {BASELINE}: beyond spread? | Δ late flip vs {BASELINE}: beyond spread? | '
-                  'median s/step | wall min/run |',
-                  '|---|---|---|---|---|---|---|---|---|---|']
+                  'late mean γ | median s/step | wall min/run |',
+                  '|---|---|---|---|---|---|---|---|---|---|---|']
         for s in summaries:
             cmp = s.get('vs_baseline', {})
             na = '(baseline)' if s['row'] == BASELINE else '-'
@@ -273,11 +276,12 @@ def format_tables(runs: List[dict]) -> str:
                 f'| {s["row"]} | {len(s["seeds"])} ({",".join(map(str, s["seeds"]))}) | {_fmt(*s["mAP"], ".3f")} | '
                 f'{_fmt(*s["mAP50"], ".3f")} | {_fmt(*s["late_flip"], ".2e")} | {_fmt(*s["late_osc"], ".2f", True)} | '
                 f'{_fmt_cmp(cmp["mAP"], ".3f") if "mAP" in cmp else na} | '
-                f'{_fmt_cmp(cmp["late_flip"], ".2e") if "late_flip" in cmp else na} | '
+                f'{_fmt_cmp(cmp["late_flip"], ".2e") if "late_flip" in cmp else na} | {_fmt(*s["late_gamma"], ".2e")} | '
                 f'{"-" if s["step_s"] is None else format(s["step_s"], ".3f")} | {s["wall_min"]:.1f} |')
         lines.append('')
     lines.append('mean ± sample std (n-1) over the seeds; "beyond spread" = |Δ mean| > 2 × pooled std of the two '
-                 'rows (n/a with < 2 seeds in either row).')
+                 'rows (n/a with < 2 seeds in either row); late mean γ = the gamma ReBNNHook applied, averaged over '
+                 'channels, layers and the steps of the last epoch.')
     return '\n'.join(lines)
 
 

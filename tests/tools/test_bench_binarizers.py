@@ -14,28 +14,31 @@ bench = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(bench)
 
 
-def _write_scalars(work_dir, timestamp, mAP, mAP50, flip=None, osc=None, step_times=(0.5, 0.7, 0.6), tail=''):
+def _write_scalars(work_dir, timestamp, mAP, mAP50, flip=None, osc=None, step_times=(0.5, 0.7, 0.6), tail='',
+                   gamma=None):
     vis = osp.join(work_dir, timestamp, 'vis_data')
     os.makedirs(vis, exist_ok=True)
     records = [{'loss': 1.0, 'time': t, 'epoch': 1, 'iter': 25 * (k + 1), 'step': 25 * (k + 1)}
                for k, t in enumerate(step_times)]
     if flip is not None:
         records += [{'rebnn_osc_flip_ratio': 9.0, 'rebnn_osc_oscillated': 9.0, 'step': 75},  # an earlier epoch
-                    {'rebnn_osc_flip_ratio': flip, 'rebnn_osc_oscillated': osc, 'step': 600}]
+                    {'rebnn_osc_flip_ratio': flip, 'rebnn_osc_oscillated': osc, 'step': 600,
+                     **({} if gamma is None else {'rebnn_osc_gamma': gamma})}]
     records.append({'coco/bbox_mAP': mAP, 'coco/bbox_mAP_50': mAP50, 'time': 0.2, 'step': 8})
     with open(osp.join(vis, 'scalars.json'), 'w') as f:
         f.write(''.join(json.dumps(r) + '\n' for r in records) + tail)
 
 
 def _write_run(root, row, seed, mAP, mAP50=0.9, flip=None, osc=None, setting='default', schedule='demo',
-               wall_s=(600.0,), finished=True, stages=1):
+               wall_s=(600.0,), finished=True, stages=1, gamma=None):
     directory = bench.run_dir(str(root), setting, schedule, row, seed)
     for i in range(stages):
         stage_dir = osp.join(directory, f'stage{i}')
         os.makedirs(stage_dir)
         # an earlier stage's logs must not be read: only the last stage gives the metrics
         _write_scalars(stage_dir, '20260101_000000', *((mAP, mAP50, flip, osc) if i == stages - 1
-                                                        else (0.01, 0.02, 0.5, 0.5)))
+                                                        else (0.01, 0.02, 0.5, 0.5)),
+                       gamma=gamma if i == stages - 1 else 9.0)
         bench._save_meta(stage_dir, dict(setting=setting, schedule=schedule, row=row, seed=seed, stage=i,
                                          num_stages=stages, threads='1', command=f'tools/train.py stage{i}',
                                          attempts=[dict(wall_s=w, rc=0) for w in wall_s], finished=finished))
@@ -66,7 +69,7 @@ def synthetic_root(tmp_path):
     for seed, m, f in zip((0, 1, 2), (0.60, 0.62, 0.64), (2.0e-4, 2.2e-4, 2.4e-4)):
         _write_run(root, 'XNOR-style', seed, m, mAP50=0.90, flip=f, osc=0.004, wall_s=(300.0, 330.0))
     for seed, m in zip((0, 1, 2), (0.66, 0.67, 0.68)):
-        _write_run(root, 'ReBNN adaptive', seed, m, mAP50=0.92, flip=1e-4, osc=0.001)
+        _write_run(root, 'ReBNN adaptive', seed, m, mAP50=0.92, flip=1e-4, osc=0.001, gamma=1e-7 * (seed + 1))
     for seed, m in zip((0, 1, 2), (0.61, 0.63, 0.65)):
         _write_run(root, 'ReBNN gamma=0', seed, m, flip=2.2e-4, osc=0.004)
     _write_run(root, 'real-valued', 0, 0.70, mAP50=0.95)
@@ -98,7 +101,8 @@ def test_table_from_synthetic_logs(synthetic_root):
     assert rows['XNOR-style'][6:8] == ['(baseline)', '(baseline)']
     # adaptive: Δ mAP +0.05 > 2 * 0.0158: yes; Δ flip -1.2e-4 vs 2 * sqrt((2 * 4e-10 + 0) / 4) = 2.83e-5: yes
     assert rows['ReBNN adaptive'][2] == '0.670 ± 0.010'
-    assert rows['ReBNN adaptive'][6:8] == ['+0.050: yes', '-1.20e-04: yes']
+    assert rows['ReBNN adaptive'][6:9] == ['+0.050: yes', '-1.20e-04: yes', '2.00e-07 ± 1.00e-07']
+    assert rows['XNOR-style'][8] == '-'  # no gamma logged
     # gamma=0: Δ mAP +0.01 < 2 * 0.02: no; Δ flip 0 < 2 * 2e-5: no
     assert rows['ReBNN gamma=0'][6:8] == ['+0.010: no', '+0.00e+00: no']
     assert rows['real-valued'][1:3] == ['1 (0)', '0.700'] and rows['real-valued'][6:8] == ['+0.080: n/a (< 2 seeds)', '-']
