@@ -150,10 +150,8 @@ def _load_meta(stage_dir: str) -> Optional[dict]:
 
 
 def _save_meta(stage_dir: str, meta: dict) -> None:
-    tmp = _meta_path(stage_dir) + '.tmp'
-    with open(tmp, 'w') as f:
-        json.dump(meta, f, indent=1)
-    os.replace(tmp, _meta_path(stage_dir))
+    text = json.dumps(meta, indent=1)
+    atomic_write(_meta_path(stage_dir), lambda f: f.write(text.encode()))
 
 
 def collect_run(directory: str) -> Optional[dict]:
