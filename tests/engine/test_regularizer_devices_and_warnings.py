@@ -11,6 +11,9 @@ from rebnn_det.engine import ReBNNRegularizer
 from rebnn_det.ops import ReBNNConv
 
 META = torch.device('meta')
+# device and dtype of each per-layer state tensor when the layer's weights are on META
+STATE_ON_META = dict(gamma=(META, torch.float32), grad_absmax=(META, torch.float32), prev_sign=(META, torch.bool),
+                     flip_count=(META, torch.int16))
 
 
 def layers(device):
@@ -22,9 +25,7 @@ def layers(device):
 def test_state_lives_on_the_weights_device(gamma):
     reg = ReBNNRegularizer(layers(META), gamma)
     for name, st in reg.state.items():
-        assert {k: (v.device, v.dtype) for k, v in st.items()} == dict(
-            gamma=(META, torch.float32), grad_absmax=(META, torch.float32), prev_sign=(META, torch.bool),
-            flip_count=(META, torch.int16)), name
+        assert {k: (v.device, v.dtype) for k, v in st.items()} == STATE_ON_META, name
         assert st['gamma'].shape == st['grad_absmax'].shape == (reg.layers[name].out_channels, )
 
 
@@ -36,9 +37,7 @@ def test_loading_a_cpu_state_puts_it_on_the_weights_device_and_dtype():
     reg = ReBNNRegularizer(layers(META), 'adaptive')
     assert reg.load_state_dict(saved) == []
     for st in reg.state.values():
-        assert {k: (v.device, v.dtype) for k, v in st.items()} == dict(
-            gamma=(META, torch.float32), grad_absmax=(META, torch.float32), prev_sign=(META, torch.bool),
-            flip_count=(META, torch.int16))
+        assert {k: (v.device, v.dtype) for k, v in st.items()} == STATE_ON_META
 
 
 def test_skip_warning_points_at_the_optimizer_step_line():
