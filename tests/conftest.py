@@ -1,5 +1,7 @@
 import pytest
 
+from tests.tiny_detector import tiny_trained_detector  # noqa: F401  (a session fixture)
+
 
 @pytest.fixture(autouse=True, scope='session')
 def _mmdet_scope():
@@ -9,18 +11,11 @@ def _mmdet_scope():
     init_default_scope('mmdet')
 
 
-def _subclasses(cls):
-    for sub in cls.__subclasses__():
-        yield sub
-        yield from _subclasses(sub)
-
-
 @pytest.fixture(autouse=True)
 def _one_visualizer_per_test():
     """mmdet's configs name their visualizer 'visualizer', and mmengine keeps one instance per name per process:
     a runner of a later test would write its scalars.json into an earlier test's (deleted) work_dir. Each test
     starts with no visualizer instance, as a fresh `tools/train.py` process does."""
-    from mmengine.visualization import Visualizer
-    for cls in (Visualizer, *_subclasses(Visualizer)):
-        cls._instance_dict.clear()
+    from tests.helpers import clear_visualizers
+    clear_visualizers()
     yield

@@ -37,3 +37,17 @@ def assert_operands_binary(model, seen):
             scale = m.alpha.detach().view(-1, 1, 1, 1)
             assert torch.allclose(w.abs(), scale.expand_as(w)), name
             assert torch.equal(torch.sign(w), torch.where(m.weight < 0, -1.0, 1.0)), name
+
+
+def _subclasses(cls):
+    for sub in cls.__subclasses__():
+        yield sub
+        yield from _subclasses(sub)
+
+
+def clear_visualizers():
+    """Forget mmengine's visualizer instances (one per name per process), as a fresh tools/train.py or
+    tools/test.py process starts: the next runner then writes into its own work_dir."""
+    from mmengine.visualization import Visualizer
+    for cls in (Visualizer, *_subclasses(Visualizer)):
+        cls._instance_dict.clear()

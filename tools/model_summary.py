@@ -10,6 +10,7 @@ import sys
 sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), '..')))
 
 from rebnn_det.deploy import build_detector, format_summary, model_summary  # noqa: E402
+from rebnn_det.deploy.summary import check_input_shape  # noqa: E402
 
 
 def main(argv=None):
@@ -19,6 +20,10 @@ def main(argv=None):
                         help='input image height and width (default 800 1216, the padded COCO test size)')
     parser.add_argument('--totals-only', action='store_true', help='print only the totals')
     args = parser.parse_args(argv)
+    try:
+        check_input_shape(args.shape)
+    except ValueError as err:
+        parser.error(f'--shape: {err}')
     model = build_detector(args.config)
     print(format_summary(model_summary(model, args.shape), layers=not args.totals_only))
 

@@ -17,7 +17,6 @@ import torch
 from mmengine.config import Config, DictAction
 from mmengine.dist import get_rank
 from mmengine.device import is_cuda_available, is_mlu_available, is_musa_available, is_npu_available
-from mmengine.runner import find_latest_checkpoint
 
 from .data_check import check_data_paths
 
@@ -55,6 +54,9 @@ def test_parser() -> argparse.ArgumentParser:
     parser.add_argument('--score-thr', type=float, default=0.3, help='score threshold of drawn boxes')
     parser.add_argument('--deploy', action='store_true',
                         help='run binary convs with the XNOR-popcount kernel (adds BinaryDeployHook)')
+    parser.add_argument('--allow-partial', action='store_true',
+                        help='load a checkpoint that does not fit the config (missing/unexpected tensors are '
+                             'reported and left at their initial values); by default every tensor must fit')
     return parser
 
 
@@ -99,38 +101,38 @@ def resolve_resume(resume: Optional[str], cfg: Config) -> None:
     """Set ``cfg.resume``/``cfg.load_from`` for ``--resume [FILE|DIR]``.
 
     * a file: resume from it;
-    * a directory: resume from the checkpoint its ``last_checkpoint`` names (the work dir of an earlier run);
+    * a directory: resume from the checkpoint its ``last_checkpoint`` names -- or, when that file is missing,
+      empty or names a truncated checkpoint, from the newest complete ``epoch_N.pth``/``iter_N.pth`` (a warning
+      says which and why; :func:`~rebnn_det.engine.latest_checkpoint`);
     * no path (``'auto'``): the same for this run's work dir; if it has no checkpoint yet, warn and start a new
       run (from the config's ``load_from`` if it sets one) -- so a job script can always pass ``--resume``.
-    A missing path, a directory without checkpoints or a ``last_checkpoint`` naming a missing file is a
-    ``FileNotFoundError`` naming it.
+    The checkpoint must be one a training run saved (weights, optimizer, message hub, epoch/iteration:
+    :func:`~rebnn_det.engine.check_resumable`). A missing path, a directory without checkpoints or a
+    ``last_checkpoint`` naming a missing file is a ``FileNotFoundError`` naming it.
     """
+    from ..engine import check_resumable, latest_checkpoint
     if resume is None:
         return
-    if resume == 'auto':
-        latest = find_latest_checkpoint(cfg.work_dir) if osp.isdir(cfg.work_dir) else None
-        if latest is None:
-            warnings.warn(f'--resume: no checkpoint to resume in the work dir {cfg.work_dir!r} (no last_checkpoint '
-                          'file): training starts from the beginning'
-                          + (f' (from load_from={cfg.load_from!r})' if cfg.get('load_from') else '') + '.')
-            cfg.resume = False
-            return
-        source = f'the work dir {cfg.work_dir!r}'
-    elif osp.isdir(resume):
-        latest = find_latest_checkpoint(resume)
-        if latest is None:
-            raise FileNotFoundError(f'--resume {resume!r}: this directory has no last_checkpoint file, so there is no '
-                                    'checkpoint to resume; pass a checkpoint file (.pth) or the work dir of a run that '
-                                    'saved one')
-        source = f'the directory {resume!r}'
-    elif osp.isfile(resume):
+    if resume not in ('auto', ) and not osp.exists(resume):
+        raise FileNotFoundError(f'--resume checkpoint {resume!r} does not exist (pass a checkpoint file or a work dir)')
+    if resume != 'auto' and osp.isfile(resume):
+        check_resumable(resume)
         cfg.resume, cfg.load_from = True, resume
         return
-    else:
-        raise FileNotFoundError(f'--resume checkpoint {resume!r} does not exist (pass a checkpoint file or a work dir)')
-    if not osp.isfile(latest):
-        raise FileNotFoundError(f'--resume: the last_checkpoint file of {source} names {latest!r}, which does not '
-                                'exist (moved or deleted); pass the checkpoint file to resume from')
+    directory = cfg.work_dir if resume == 'auto' else resume
+    source = f'the work dir {cfg.work_dir!r}' if resume == 'auto' else f'the directory {resume!r}'
+    latest, note = latest_checkpoint(directory) if osp.isdir(directory) else (None, 'it does not exist yet')
+    if latest is None:
+        if resume == 'auto':
+            warnings.warn(f'--resume: no checkpoint to resume in {source} ({note}): training starts from the '
+                          'beginning' + (f' (from load_from={cfg.load_from!r})' if cfg.get('load_from') else '') + '.')
+            cfg.resume = False
+            return
+        raise FileNotFoundError(f'--resume {resume!r}: no checkpoint to resume in this directory ({note}); pass a '
+                                'checkpoint file (.pth) or the work dir of a run that saved one')
+    if note:
+        warnings.warn(f'--resume: {source}: {note}')
+    check_resumable(latest)
     cfg.resume, cfg.load_from = True, latest
 
 
@@ -163,7 +165,11 @@ def test_config(argv: Optional[List[str]] = None) -> Config:
                                 f'{osp.join(args.checkpoint, "epoch_1.pth")}) or a packed file')
     if not osp.isfile(args.checkpoint):
         raise FileNotFoundError(f'checkpoint {args.checkpoint!r} does not exist')
-    cfg.load_from = args.checkpoint
+    # the weights are loaded and checked against the model by CheckedLoadHook (mmengine's own load_from is
+    # non-strict: a file that does not fit the config would be evaluated with a warning at most)
+    cfg.load_from = None
+    cfg.custom_hooks = list(cfg.get('custom_hooks') or []) + [
+        dict(type='CheckedLoadHook', checkpoint=args.checkpoint, strict=not args.allow_partial)]
     if args.show_dir:
         vis = cfg.default_hooks.get('visualization')
         if vis is None:
@@ -185,10 +191,15 @@ TRAINING_SAFETY_HOOKS = ('NonFiniteGuardHook', 'ExactResumeHook')
 def with_training_safety_hooks(cfg: Config) -> Config:
     """Append ``NonFiniteGuardHook`` (a diverged run stops with an error, no NaN checkpoint) and ``ExactResumeHook``
     (``--resume`` continues exactly) to ``cfg.custom_hooks`` unless the config lists them already (list one with
-    your arguments to configure it). Returns ``cfg``, changed in place."""
+    your arguments to configure it), and make mmengine's ``CheckpointHook`` a ``SafeCheckpointHook`` (same
+    arguments; atomic checkpoint writes, old checkpoints removed only after the new one is complete). Returns
+    ``cfg``, changed in place."""
     hooks = list(cfg.get('custom_hooks') or [])
     listed = {str(h.get('type')).split('.')[-1] if isinstance(h, dict) else type(h).__name__ for h in hooks}
     cfg.custom_hooks = hooks + [dict(type=name) for name in TRAINING_SAFETY_HOOKS if name not in listed]
+    checkpoint = (cfg.get('default_hooks') or {}).get('checkpoint')
+    if isinstance(checkpoint, dict) and str(checkpoint.get('type')).split('.')[-1] == 'CheckpointHook':
+        checkpoint['type'] = 'SafeCheckpointHook'
     return cfg
 
 
@@ -226,17 +237,29 @@ def build_runner(cfg: Config, check_data: bool = True, mode: str = 'train'):
     return Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
 
 
+def reached_first_iteration(runner) -> bool:
+    """Whether a runner started an iteration (training, validation or test): mmengine's ``IterTimerHook`` logs
+    ``<mode>/data_time`` as each iteration begins, and ``RuntimeInfoHook`` records the training iteration. (Read
+    from the message hub: ``runner.iter`` would build the train loop, which may be what failed.)"""
+    if runner is None:
+        return False
+    hub = runner.message_hub
+    return any(k.endswith('/data_time') for k in hub.log_scalars) or (hub.get_info('iter') or 0) > 0
+
+
 def run(cfg: Config, mode: str) -> None:
-    """Build the runner and train (``mode='train'``) or test (``'test'``). If that fails before anything was
-    logged, the timestamp folder the failed start created (only its start-up log and config copy inside) is
-    removed, so failed starts leave no empty ``work_dir/<timestamp>/`` behind; then the error is raised."""
+    """Build the runner and train (``mode='train'``) or test (``'test'``). If that fails before the first
+    iteration began (a failed start), the timestamp folder it created (only its start-up log and config copy
+    inside) is removed, so failed starts leave no empty ``work_dir/<timestamp>/`` behind; the log of a run that
+    reached an iteration (e.g. one that diverged) is always kept. Then the error is raised."""
     work_dir = osp.abspath(cfg.get('work_dir') or '.')
     existing = set(os.listdir(work_dir)) if osp.isdir(work_dir) else set()
+    runner = None
     try:
         runner = build_runner(cfg, mode=mode)
         runner.train() if mode == 'train' else runner.test()
     except BaseException:
-        if get_rank() == 0:
+        if get_rank() == 0 and not reached_first_iteration(runner):
             for path in _unused_log_dirs(work_dir, existing):
                 shutil.rmtree(path, ignore_errors=True)
         raise

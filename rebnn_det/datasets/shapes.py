@@ -25,7 +25,7 @@ import os
 import os.path as osp
 import time
 import warnings
-from typing import Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
@@ -303,6 +303,9 @@ def generate_shapes_split(root: str, split: str, num_images: int, img_size: int 
     return path
 
 
+_OTHER_SETTINGS = 'made with other settings'
+
+
 def _why_regenerate(root: str, ann: str, wanted: dict) -> Optional[str]:
     """``None`` when ``ann`` is a complete split made with ``wanted`` settings, else the reason it is not."""
     try:
@@ -317,7 +320,7 @@ def _why_regenerate(root: str, ann: str, wanted: dict) -> Optional[str]:
     # knobs missing from a json were at their defaults (a json records only the knobs that differ)
     recorded = {k: info.get(k, _DEFAULT_KNOBS.get(k)) for k in wanted} if isinstance(info, dict) else None
     if recorded != wanted:
-        return f'made with other settings ({recorded}, wanted {wanted})'
+        return f'{_OTHER_SETTINGS} ({recorded}, wanted {wanted})'
     if len(file_names) != wanted['num_images']:
         return f'lists {len(file_names)} images, wanted {wanted["num_images"]}'
     missing = [n for n in file_names if not osp.isfile(osp.join(root, n))]
@@ -368,29 +371,102 @@ def exclusive_lock(path: str) -> Iterator[None]:
         os.close(fd)  # closing the descriptor also releases a flock
 
 
+class ShapesInUseError(RuntimeError):
+    """The split exists with other settings and another process is reading it: regenerating would change its
+    images under it."""
+
+
+# ``data_root/.shapes_{split}.readers`` -> descriptor holding a shared lock for as long as this process lives: every
+# process that uses a split (and its forked data workers) holds one, so a regeneration with other settings can
+# tell that someone reads the split. The OS drops the locks of a process that ends.
+_READER_LOCKS: Dict[str, int] = {}
+
+
+def _hold_reader_lock(path: str) -> None:
+    """Hold a shared lock on ``path`` for the rest of this process (waits while a regeneration holds it
+    exclusively). Not available (no ``fcntl``, a read-only data root): nothing to hold -- and then no process can
+    regenerate the split either."""
+    if path in _READER_LOCKS:
+        return
+    try:
+        import fcntl
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    except (ImportError, OSError):
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH)
+    except OSError:
+        os.close(fd)
+        return
+    _READER_LOCKS[path] = fd
+
+
+def _release_reader_lock(path: str) -> None:
+    fd = _READER_LOCKS.pop(path, None)
+    if fd is not None:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def _no_other_readers(path: str, refuse: Callable[[], str]) -> Iterator[None]:
+    """Hold ``path`` exclusively while the block rewrites the split, or raise :class:`ShapesInUseError` with the
+    text ``refuse()`` when another process holds a reader lock (this process's own lock is let go first: a
+    process that asks for other settings itself is not reading the old ones any more)."""
+    _release_reader_lock(path)
+    try:
+        import fcntl
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    except (ImportError, OSError):
+        yield
+        return
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise ShapesInUseError(refuse()) from None
+        except OSError:  # no lock support on this file system: the generation lock's warning says so
+            pass
+        yield
+    finally:
+        os.close(fd)
+
+
 def ensure_shapes_split(data_root: str, split: str, num_images: int, img_size: int, seed: int,
                         max_objects: int = 4, classes: Sequence[str] = tuple(SHAPE_CLASSES),
                         size_probs: Sequence[float] = KNOB_DEFAULTS['size_probs'],
                         clutter_lines: Sequence[int] = KNOB_DEFAULTS['clutter_lines'],
                         distractors: int = KNOB_DEFAULTS['distractors']) -> str:
     """Return ``data_root/annotations/instances_{split}.json``, generating the split first when it is missing,
-    unreadable, made with other settings or missing images.
+    unreadable, made with other settings or missing images; this process then counts as a reader of the split.
 
     Safe for concurrent callers (DDP ranks, several experiments): the one that takes the lock on
-    ``data_root/.shapes_{split}.lock`` generates, the others wait for it and then find the split complete."""
+    ``data_root/.shapes_{split}.lock`` generates, the others wait for it and then find the split complete. A
+    split made with *other* settings (another seed, size, knobs) is regenerated only when no other process is
+    reading it; otherwise :class:`ShapesInUseError` says so and nothing is written (give the dataset its own
+    ``data_root``). Repairs with the same settings (a missing image, a truncated json) rewrite identical files
+    and are always made."""
     check_shapes_knobs(classes, max_objects, size_probs, clutter_lines, distractors)
     knobs = dict(size_probs=size_probs, clutter_lines=clutter_lines, distractors=distractors)
     ann = osp.join(data_root, 'annotations', f'instances_{split}.json')
+    readers = osp.join(data_root, f'.shapes_{split}.readers')
     wanted = _settings(num_images, img_size, max_objects, seed, classes, **knobs, full=True)
-    if _why_regenerate(data_root, ann, wanted) is None:
-        return ann
+    if osp.isdir(data_root) and _why_regenerate(data_root, ann, wanted) is None:
+        _hold_reader_lock(readers)  # waits while a regeneration runs, so check again under it
+        if _why_regenerate(data_root, ann, wanted) is None:
+            return ann
     os.makedirs(data_root, exist_ok=True)
     with exclusive_lock(osp.join(data_root, f'.shapes_{split}.lock')):
         reason = _why_regenerate(data_root, ann, wanted)  # another process may have generated it meanwhile
         if reason is not None:
-            print(f'[rebnn_det] {ann}: {reason}; generating it', flush=True)
-            _remove_stale_temporaries(data_root, split)
-            generate_shapes_split(data_root, split, num_images, img_size, max_objects, seed, classes, **knobs)
+            other_settings = reason.startswith(_OTHER_SETTINGS) and f"'version': {VERSION}," in reason
+            refusal = (lambda: f'{ann}: the {split!r} split there was {reason}, and another process is reading '
+                       'it: regenerating it would change its images under that run. Give this dataset its own '
+                       'data_root (e.g. data/shapes_seed1/), or wait until the other run ends.')
+            with _no_other_readers(readers, refusal) if other_settings else contextlib.nullcontext():
+                print(f'[rebnn_det] {ann}: {reason}; generating it', flush=True)
+                _remove_stale_temporaries(data_root, split)
+                generate_shapes_split(data_root, split, num_images, img_size, max_objects, seed, classes, **knobs)
+        _hold_reader_lock(readers)
     return ann
 
 

@@ -21,10 +21,12 @@ from typing import Optional, Union
 import torch
 from torch import nn
 
-from .packed_file import (PackedFileError, check_layers_match, check_state_matches, is_packed_file, pack_model,
-                          read_packed_file, unpack_state_dict, write_packed_file)
+from ..checkpoint_formats import CheckpointFormat, register_format
+from .embedded_config import plain_data
+from .packed_file import (PackedFileError, is_packed_file, load_packed_state, pack_model, read_packed_file,
+                          unpack_state_dict, write_packed_file)
 
-__all__ = ['export_binary', 'export_model', 'load_packed', 'read_packed_checkpoint', 'is_packed_file',
+__all__ = ['export_binary', 'export_model', 'load_packed', 'load_packed_into', 'read_packed_checkpoint', 'is_packed_file',
            'PackedFileError', 'build_detector']
 
 
@@ -41,9 +43,10 @@ def _as_config(cfg):
     raise TypeError(f'expected a config path, an mmengine Config or a dict, got {type(cfg).__name__}')
 
 
-def config_text(cfg) -> str:
-    """The Config as Python text that :meth:`mmengine.config.Config.fromstring` turns back into the same Config."""
-    return _as_config(cfg).pretty_text
+def config_data(cfg) -> dict:
+    """The Config as the plain dict a packed file stores (``mmengine.config.Config(data)`` rebuilds it; nothing
+    in it is executed on load, see :mod:`.embedded_config`)."""
+    return plain_data(_as_config(cfg).to_dict())
 
 
 def build_detector(cfg) -> nn.Module:
@@ -65,34 +68,22 @@ def export_model(model: nn.Module, cfg, out: str, half: bool = False, force: boo
     when ``meta`` has none. Errors: no binary layer in ``model``; ``out`` exists and not ``force``.
     """
     from .. import __version__
-    text = config_text(cfg)
+    data = config_data(cfg)
     payload = pack_model(model, half=half)
     meta = dict(meta or {})
     if 'dataset_meta' not in meta and getattr(model, 'dataset_meta', None):
         meta['dataset_meta'] = model.dataset_meta
     meta.update(rebnn_det_version=__version__, torch_version=torch.__version__,
                 exported=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'))
-    payload.update(config=text, meta=_plain(meta))
+    payload.update(config=data, meta=plain_data(meta))
     return write_packed_file(payload, out, force=force)
 
 
-def _plain(obj):
-    """``obj`` with only the types ``torch.load(weights_only=True)`` reads back (others become their repr)."""
-    if isinstance(obj, dict):
-        return {str(k): _plain(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return type(obj)(_plain(v) for v in obj)
-    if obj is None or type(obj) in (str, int, float, bool) or isinstance(obj, torch.Tensor):
-        return obj
-    for kind in (bool, int, float, str):  # subclasses (torch's TorchVersion, numpy scalars ...) as plain values
-        if isinstance(obj, kind):
-            return kind(obj)
-    return repr(obj)
-
-
-def export_binary(config, checkpoint: str, out: str, half: bool = False, force: bool = False) -> str:
+def export_binary(config, checkpoint: str, out: str, half: bool = False, force: bool = False,
+                  allow_partial: bool = False) -> str:
     """``tools/export_binary.py CONFIG CHECKPOINT OUT``: build the detector of ``config`` (path or Config), load
-    ``checkpoint`` (an mmengine checkpoint; strict: every tensor must fit the config), write the packed file."""
+    ``checkpoint`` (read as data and checked by rebnn_det's checkpoint loader; every tensor must fit the config
+    unless ``allow_partial``), write the packed file (created exclusively unless ``force``)."""
     from mmengine.runner import load_checkpoint
     cfg = _as_config(config)
     if not osp.isfile(checkpoint):
@@ -101,10 +92,12 @@ def export_binary(config, checkpoint: str, out: str, half: bool = False, force: 
         raise FileExistsError(f'output {osp.abspath(out)!r} already exists; pass force=True (--force) to overwrite it')
     model = build_detector(cfg)
     try:
-        loaded = load_checkpoint(model, checkpoint, map_location='cpu', strict=True, logger='silent')
+        loaded = load_checkpoint(model, checkpoint, map_location='cpu', strict=not allow_partial, logger='silent')
     except RuntimeError as err:
+        if 'do not match exactly' not in str(err):
+            raise
         raise ValueError(f'checkpoint {checkpoint!r} does not fit config {getattr(cfg, "filename", None)!r}: '
-                         f'{err}') from err
+                         f'{err} -- pass allow_partial=True (--allow-partial) to export only what fits') from err
     ckpt_meta = loaded.get('meta', {}) if isinstance(loaded, dict) else {}
     meta = dict(source_checkpoint=osp.basename(checkpoint))
     if 'dataset_meta' in ckpt_meta:
@@ -114,20 +107,16 @@ def export_binary(config, checkpoint: str, out: str, half: bool = False, force: 
 
 def _payload_and_config(path: str, cfg):
     from mmengine.config import Config
-    payload = read_packed_file(path)
-    if cfg is None:
-        try:
-            cfg = Config.fromstring(payload['config'], file_format='.py')
-        except Exception as err:
-            raise PackedFileError(f'{path}: its embedded config cannot be parsed ({type(err).__name__}: {err})') \
-                from err
-    return payload, _as_config(cfg)
+    payload = read_packed_file(path)  # checks the embedded config too, also when ``cfg`` is given
+    return payload, _as_config(Config(payload['config']) if cfg is None else cfg)
 
 
 def read_packed_checkpoint(path: str, map_location=None) -> dict:
     """A packed file as an mmengine checkpoint dict ``{'state_dict': ..., 'meta': ...}`` (float32, the latent
     weights rebuilt as in :func:`~rebnn_det.deploy.packed_file.unpack_state_dict`), for mmengine's
-    ``load_checkpoint`` / ``load_from``. ``meta['packed']`` describes the file (version, half, config text)."""
+    ``load_checkpoint`` / ``load_from``. ``meta['packed']`` describes the file (version, half, config dict).
+    The file is checked as by every reader (:func:`~rebnn_det.deploy.packed_file.read_packed_file`); whether it
+    fits a model is checked where the model is known (:func:`load_packed`, ``tools/test.py``)."""
     payload = read_packed_file(path)
     state = unpack_state_dict(payload)
     if map_location is not None:
@@ -146,12 +135,15 @@ def load_packed(path: str, cfg=None, device: Union[str, torch.device] = 'cpu') -
     tensors) is a :class:`PackedFileError` naming the layer or tensor.
     """
     payload, cfg = _payload_and_config(path, cfg)
-    model = build_detector(cfg)
-    check_layers_match(payload, model, path)
-    state = unpack_state_dict(payload)
-    check_state_matches(state, model, path)
-    model.load_state_dict(state, strict=True)
-    dataset_meta = payload.get('meta', {}).get('dataset_meta')
-    if dataset_meta is not None:
-        model.dataset_meta = dataset_meta
+    model = load_packed_state(build_detector(cfg), payload, path)
     return model.to(device).eval()
+
+
+def load_packed_into(model: nn.Module, path: str) -> nn.Module:
+    """Put the packed file ``path`` into ``model`` (built from a config), checked as :func:`load_packed` checks it."""
+    return load_packed_state(model, read_packed_file(path), path)
+
+
+# every checkpoint reader of rebnn_det (load_from, tools/test.py, export) recognises packed files by content
+register_format(CheckpointFormat(name='packed 1-bit', recognise=is_packed_file, read=read_packed_checkpoint,
+                                 load_into=load_packed_into))

@@ -27,12 +27,12 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..caller_warning import warn_at_caller
+from ..ops.binarize import check_pad_value
 from .packing import num_words, pack_activations, pack_signs_last, unpack_conv_weight, unpack_signs_last
 
 ISA_ENV = 'REBNN_KERNEL_ISA'
 NATIVE_ISAS = ('avx512', 'avx2', 'portable')
 ISAS = ('auto', ) + NATIVE_ISAS + ('reference', )
-PAD_VALUES = (0.0, 1.0, -1.0)
 LANES = 8  # output channels per kernel vector (8 x 64-bit lanes of a 512-bit register)
 
 _ext = None
@@ -131,13 +131,6 @@ def _pair(v) -> Tuple[int, int]:
     return (int(v), int(v)) if isinstance(v, int) else (int(v[0]), int(v[1]))
 
 
-def _check_geometry(pad_value: float) -> float:
-    pad_value = float(pad_value)
-    if pad_value not in PAD_VALUES:
-        raise ValueError(f'pad_value must be one of {PAD_VALUES}, got {pad_value}')
-    return pad_value
-
-
 def native_supported(dilation=1, groups: int = 1) -> bool:
     """Geometry the compiled kernels run (any kernel size, stride and padding; dilation 1; groups 1)."""
     return _pair(dilation) == (1, 1) and groups == 1
@@ -167,7 +160,7 @@ def _reference_counts(x: Tensor, threshold: Optional[Tensor], weight: KernelWeig
 def binary_conv_counts(x: Tensor, threshold: Optional[Tensor], weight: KernelWeight, stride=1, padding=0,
                        pad_value: float = 0.0, dilation=1, groups: int = 1, isa: Optional[str] = None) -> Tensor:
     """The exact integer counts ``sum_valid taps sum_c a_c b_c`` as int32 ``[N, C_out, H_o, W_o]``."""
-    pad_value = _check_geometry(pad_value)
+    pad_value = check_pad_value(pad_value)
     path = _path_for(x, isa)
     if path == 'reference' or not native_supported(dilation, groups):
         return _reference_counts(x, threshold, weight, stride, padding, pad_value, dilation, groups)
@@ -238,7 +231,7 @@ def binary_conv2d(x: Tensor, threshold: Optional[Tensor], weight: KernelWeight, 
     (a BatchNorm's :func:`bn_terms`), ``y = y + residual``, then ``RPReLU(y) = prelu(y - rprelu[0], rprelu[1]) +
     rprelu[2]`` (each if given): bit-identical to the eval-mode simulated layers. ``residual`` may have ``C_out / k`` channels: channel ``o`` adds its channel
     ``o mod (C_out / k)`` (a shortcut repeated along channels, without materializing the repeat). The native path returns a channels-last tensor (the next layer packs it fastest)."""
-    pad_value = _check_geometry(pad_value)
+    pad_value = check_pad_value(pad_value)
     path = _path_for(x, isa)
     if path == 'reference' or not native_supported(dilation, groups):
         counts = _reference_counts(x, threshold, weight, stride, padding, pad_value, dilation, groups)
@@ -263,7 +256,7 @@ def pack_padded(x: Tensor, threshold: Optional[Tensor], padding=0, pad_value: fl
                 isa: Optional[str] = None) -> Tensor:
     """The kernel's packed input: ``[N, H + 2 ph, W + 2 pw, words]`` (border: +1 bits for pad_value 0 / +1, -1
     bits for -1). The reference path builds it from :func:`.packing.pack_activations`."""
-    pad_value = _check_geometry(pad_value)
+    pad_value = check_pad_value(pad_value)
     ph, pw = _pair(padding)
     path = _path_for(x, isa)
     if path != 'reference':

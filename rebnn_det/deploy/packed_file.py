@@ -1,11 +1,12 @@
-"""The packed detector file (``rebnn_det.packed``, format version 1): what it holds, how it is written and read.
+"""The packed detector file (``rebnn_det.packed``, format version 2): what it holds, how it is written and read.
 
-A packed file is ``torch.save`` of a plain dict (only strings, numbers, lists/tuples/dicts and tensors, so it is
-read with ``torch.load(weights_only=True)``)::
+A packed file is data: ``torch.save`` of a plain dict (only strings, numbers, lists/tuples/dicts and tensors), read
+with ``torch.load(weights_only=True)``; nothing in it is ever executed (see :mod:`.embedded_config`)::
 
     format          'rebnn_det.packed'
-    format_version  1
-    config          the mmengine Config text (Python syntax) the model is rebuilt from
+    format_version  2 (version 1, written before 2026-12, stored the config as mmengine's Python text: still read,
+                    as literals only)
+    config          the mmengine config the model is rebuilt from, as a dict of plain values
     binary_layers   {module name: {'packed': int64 [C_out, kh, kw, words],   # sign bits, see packing.py
                                    'alpha':  float32 [C_out],              # the per-output-channel scale
                                    'layer':  {in_channels, out_channels, kernel_size, stride, padding, dilation,
@@ -45,10 +46,12 @@ from torch import Tensor, nn
 
 from ..fileio import atomic_write
 from ..ops import ReBNNConv, channel_mean_abs, named_binary_convs
+from .embedded_config import ConfigDataError, embedded_config_data
 from .packing import num_words, pack_conv_weight, unpack_conv_weight
 
 FORMAT = 'rebnn_det.packed'
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 BINARY_WEIGHT_BINARIZERS = ('rebnn', 'xnor')
 LAYER_FIELDS = ('in_channels', 'out_channels', 'kernel_size', 'stride', 'padding', 'dilation', 'groups',
                 'weight_binarizer', 'act_binarizer', 'pad_value', 'bias')
@@ -228,7 +231,9 @@ def check_state_matches(state: Dict[str, Tensor], model: nn.Module, path: str) -
 # ---- the file itself ----------------------------------------------------------------------------------------------
 def write_packed_file(payload: dict, out: str, force: bool = False) -> str:
     """``torch.save`` ``payload`` (with the format marker) to ``out`` through a unique temporary file in the same
-    directory and ``os.replace``; an existing ``out`` is an error unless ``force``. Returns ``out``."""
+    directory (:func:`~rebnn_det.fileio.atomic_write`): a reader never sees half a file. Without ``force`` the
+    file is created exclusively -- an ``out`` that exists, or appears while the file is written (another
+    exporter), is a ``FileExistsError`` and is left as it is; with ``force`` it is replaced. Returns ``out``."""
     out = osp.abspath(osp.expanduser(out))
     if osp.isdir(out):
         raise IsADirectoryError(f'output {out!r} is a directory; give a file name (e.g. {out}/model.packed.pth)')
@@ -238,7 +243,11 @@ def write_packed_file(payload: dict, out: str, force: bool = False) -> str:
     if not osp.isdir(directory):
         raise FileNotFoundError(f'output directory {directory!r} does not exist')
     payload = dict(format=FORMAT, format_version=FORMAT_VERSION, **payload)
-    atomic_write(out, lambda f: torch.save(payload, f))
+    try:
+        atomic_write(out, lambda f: torch.save(payload, f), replace=force)
+    except FileExistsError as err:
+        raise FileExistsError(f'output {out!r} appeared while it was being written (another export?); it was '
+                              'left as it is: pass force=True (--force) to overwrite it') from err
     return out
 
 
@@ -288,7 +297,7 @@ def read_packed_file(path: str, map_location='cpu') -> dict:
     if not isinstance(payload, dict) or payload.get('format') != FORMAT:
         raise PackedFileError(f'{path}: not a rebnn_det packed file (no format={FORMAT!r} entry)')
     version = payload.get('format_version')
-    if not isinstance(version, int) or version < 1:
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
         raise PackedFileError(f'{path}: invalid format_version {version!r}')
     if version > FORMAT_VERSION:
         raise PackedFileError(f'{path}: written in packed format version {version}, newer than this rebnn_det '
@@ -296,4 +305,78 @@ def read_packed_file(path: str, map_location='cpu') -> dict:
     for key in ('config', 'binary_layers', 'state_dict'):
         if key not in payload:
             raise PackedFileError(f'{path}: packed file lacks its {key!r} entry (corrupt file)')
+    try:
+        payload['config'] = embedded_config_data(payload['config'], version)
+    except ConfigDataError as err:
+        hint = (' Files of format version 1 stored the config as Python text; re-export it with '
+                'tools/export_binary.py CONFIG CHECKPOINT OUT (version 2 stores the config as data).'
+                if version == 1 else '')
+        raise PackedFileError(f'{path}: {err}; the file was not loaded.{hint}') from err
+    _check_entries(payload, path)
     return payload
+
+
+def _check_entries(payload: dict, path: str) -> None:
+    """The structure of the ``binary_layers`` / ``state_dict`` entries, each layer's bits and alpha against its own
+    record, and every float tensor finite (a NaN or infinite alpha, threshold or BN statistic is corruption)."""
+    layers, state = payload['binary_layers'], payload['state_dict']
+    if not isinstance(layers, dict) or not isinstance(state, dict):
+        raise PackedFileError(f'{path}: binary_layers and state_dict must be dicts (corrupt file)')
+    tensors = {}
+    for name, entry in layers.items():
+        if not (isinstance(entry, dict) and isinstance(entry.get('layer'), dict)
+                and isinstance(entry.get('packed'), Tensor) and isinstance(entry.get('alpha'), Tensor)):
+            raise PackedFileError(f'{path}: binary layer {name!r} lacks its packed bits, alpha or layer record '
+                                  '(corrupt file)')
+        record = entry['layer']
+        missing = [f for f in LAYER_FIELDS if f not in record]
+        if missing:
+            raise PackedFileError(f'{path}: the record of binary layer {name!r} lacks {", ".join(missing)} '
+                                  '(corrupt file)')
+        if record['weight_binarizer'] not in BINARY_WEIGHT_BINARIZERS:
+            raise PackedFileError(f'{path}: binary layer {name!r} has weight_binarizer='
+                                  f'{record["weight_binarizer"]!r}; a packed layer is one of '
+                                  f'{list(BINARY_WEIGHT_BINARIZERS)} (corrupt file)')
+        if entry['packed'].dtype != torch.int64 or entry['alpha'].dtype != torch.float32:
+            raise PackedFileError(f'{path}: binary layer {name!r} holds packed bits of dtype {entry["packed"].dtype}'
+                                  f' and alpha of dtype {entry["alpha"].dtype}; the format stores int64 and float32 '
+                                  '(corrupt file)')
+        geometry = [record[f] for f in ('in_channels', 'out_channels', 'groups')] + list(
+            record['kernel_size'] if isinstance(record['kernel_size'], (list, tuple)) else [None])
+        if (len(geometry) != 5 or not all(type(v) is int and v > 0 for v in geometry)
+                or record['in_channels'] % record['groups']):
+            raise PackedFileError(f'{path}: the record of binary layer {name!r} has an invalid geometry '
+                                  f'(in_channels={record["in_channels"]!r}, out_channels={record["out_channels"]!r}, '
+                                  f'groups={record["groups"]!r}, kernel_size={record["kernel_size"]!r}) '
+                                  '(corrupt file)')
+        c_in, c_out, groups, kh, kw = geometry
+        shape = (c_out, kh, kw, num_words(c_in // groups))
+        if tuple(entry['packed'].shape) != shape or tuple(entry['alpha'].shape) != (c_out, ):
+            raise PackedFileError(f'{path}: binary layer {name!r} holds packed bits {tuple(entry["packed"].shape)} '
+                                  f'and alpha {tuple(entry["alpha"].shape)}; its own record needs {shape} and '
+                                  f'({c_out},) (corrupt file)')
+        tensors[f'{name}.alpha'] = entry['alpha']
+    for key, value in state.items():
+        if not isinstance(value, Tensor):
+            raise PackedFileError(f'{path}: state_dict entry {key!r} is a {type(value).__name__}, not a tensor '
+                                  '(corrupt file)')
+        tensors[key] = value
+    for key, value in tensors.items():
+        if value.is_floating_point() and value.numel() and not bool(torch.isfinite(value).all()):
+            raise PackedFileError(f'{path}: tensor {key!r} holds NaN or infinite values (corrupt file); export the '
+                                  'checkpoint again')
+
+
+def load_packed_state(model: nn.Module, payload: dict, path: str) -> nn.Module:
+    """Load a checked payload (:func:`read_packed_file`) into ``model``: its binary layers and every tensor must fit
+    (:func:`check_layers_match`, :func:`check_state_matches`), then a strict ``load_state_dict``;
+    ``dataset_meta`` is restored when stored. The one way every reader puts a packed file into a model."""
+    check_layers_match(payload, model, path)
+    state = unpack_state_dict(payload)
+    check_state_matches(state, model, path)
+    model.load_state_dict(state, strict=True)
+    meta = payload.get('meta')
+    dataset_meta = meta.get('dataset_meta') if isinstance(meta, dict) else None
+    if dataset_meta is not None:
+        model.dataset_meta = dataset_meta
+    return model

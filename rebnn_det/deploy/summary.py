@@ -194,10 +194,26 @@ def count_macs(model: nn.Module, inputs: tuple) -> Dict[str, int]:
     return out
 
 
+MIN_SIDE, MAX_SIDE = 32, 4096  # a detector downsamples by 32; the model is run on a real image of the size
+
+
+def check_input_shape(input_shape) -> Tuple[int, int]:
+    """``(H, W)`` as ints, or a ``ValueError`` saying what is allowed."""
+    values = list(input_shape) if isinstance(input_shape, (list, tuple)) else []
+    if (len(values) != 2 or not all(isinstance(v, int) and not isinstance(v, bool) for v in values)
+            or not all(MIN_SIDE <= v <= MAX_SIDE for v in values)):
+        raise ValueError(f'input shape must be two integers H W, each from {MIN_SIDE} (a detector downsamples by '
+                         f'32) to {MAX_SIDE} (the model is run on a zero image of that size), got '
+                         f'{input_shape!r}')
+    return values[0], values[1]
+
+
 def model_summary(model: nn.Module, input_shape: Sequence[int] = (800, 1216), in_channels: int = 3
                   ) -> ModelSummary:
-    """Per-layer and total storage and operation counts of ``model`` for one ``in_channels x H x W`` image."""
-    h, w = (int(v) for v in input_shape)
+    """Per-layer and total storage and operation counts of ``model`` for one ``in_channels x H x W`` image
+    (``input_shape`` = ``(H, W)``, each an integer in ``[MIN_SIDE, MAX_SIDE]``: the model runs on a real zero
+    image of that size)."""
+    h, w = check_input_shape(input_shape)
     param = next(model.parameters(), None)
     x = torch.zeros(1, in_channels, h, w, device=param.device if param is not None else 'cpu')
     macs = count_macs(model, (x, ))

@@ -111,6 +111,22 @@ def binarize_weight_xnor(w: Tensor) -> Tensor:
     return scale_signs(*weight_factors(w, 'xnor'))
 
 
+PAD_VALUES = (0.0, 1.0, -1.0)  # padding constants of a binary conv's input: 0 (nn.Conv2d's), or a +-1 value
+
+
+def check_pad_value(pad_value) -> float:
+    """``pad_value`` as a float if it is one of :data:`PAD_VALUES` (what ReBNNConv and the deploy kernels
+    compute exactly), else a ``ValueError`` naming the allowed values (NaN, 0.5 ... are refused)."""
+    try:
+        value = float(pad_value)
+    except (TypeError, ValueError):
+        value = None
+    if value not in PAD_VALUES:
+        raise ValueError(f'pad_value must be one of 0, +1, -1 (the padding constants the binary conv and its '
+                         f'kernels support), got {pad_value!r}')
+    return value
+
+
 def check_choice(kind: str, value: str, allowed) -> str:
     """Return ``value`` if it is in ``allowed``, else raise a ``ValueError`` naming the allowed values."""
     if value not in allowed:

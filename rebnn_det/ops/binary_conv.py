@@ -7,7 +7,7 @@ from torch import Tensor, nn
 
 from .activations import RSign
 from .binarize import (ACT_BINARIZERS, WEIGHT_BINARIZERS, approx_sign, binarize_weight_rebnn,
-                       binarize_weight_xnor, channel_mean_abs, check_choice, weight_factors)
+                       binarize_weight_xnor, channel_mean_abs, check_choice, check_pad_value, weight_factors)
 
 
 class ReBNNConv(nn.Conv2d):
@@ -46,7 +46,7 @@ class ReBNNConv(nn.Conv2d):
                          **kwargs)
         if isinstance(self.padding, str):
             raise ValueError(f'ReBNNConv needs numeric padding, got {self.padding!r}')
-        self.pad_value = float(pad_value)
+        self.pad_value = check_pad_value(pad_value)
         if self.weight_binarizer == 'rebnn':
             self.alpha = nn.Parameter(channel_mean_abs(self.weight))
         else:

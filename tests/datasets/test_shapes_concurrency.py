@@ -35,11 +35,11 @@ for k in range(rounds):
 
 
 def _tree(root):
-    """Relative path -> bytes of every file of a generated root, except the lock files."""
+    """Relative path -> bytes of every file of a generated root, except the (empty) lock files."""
     files = {}
     for folder, _, names in os.walk(root):
         for name in names:
-            if not name.endswith('.lock'):
+            if not name.endswith(('.lock', '.readers')):
                 path = osp.join(folder, name)
                 files[osp.relpath(path, root)] = open(path, 'rb').read()
     return files

@@ -81,7 +81,7 @@ def test_runner_tests_a_packed_file_as_load_from(tiny_trained_detector, packed, 
 def test_file_holds_bits_alpha_and_real_parts_only(tiny_trained_detector, packed):
     model = _trained_model(tiny_trained_detector)
     payload = read_packed_file(packed)
-    assert payload['format'] == FORMAT and payload['format_version'] == 1
+    assert payload['format'] == FORMAT and payload['format_version'] == 2
     convs = dict(named_binary_convs(model))
     assert set(payload['binary_layers']) == set(convs) and len(convs) == 16 + 4 + 4  # backbone, FPN lateral/output
     for name, conv in convs.items():
@@ -100,7 +100,7 @@ def test_file_holds_bits_alpha_and_real_parts_only(tiny_trained_detector, packed
     ckpt = read_packed_checkpoint(packed)
     name, conv = next(iter(convs.items()))
     assert torch.equal(ckpt['state_dict'][name + '.weight'], torch.where(conv.weight < 0, -1.0, 1.0).detach())
-    assert ckpt['meta']['packed']['format_version'] == 1
+    assert ckpt['meta']['packed']['format_version'] == 2
     assert is_packed_file(packed) and not is_packed_file(tiny_trained_detector.checkpoint)
 
 
@@ -163,11 +163,11 @@ def test_truncated_foreign_and_newer_files(tiny_trained_detector, packed, tmp_pa
                                               r"'rebnn_det.packed' marker, e.g. an ordinary checkpoint"):
         read_packed_checkpoint(tiny_trained_detector.checkpoint)
     payload = torch.load(packed, weights_only=True)
-    payload['format_version'] = 2
-    torch.save(payload, tmp_path / 'v2.pth')
-    with pytest.raises(PackedFileError, match=r'v2\.pth: written in packed format version 2, newer than this '
-                                              r'rebnn_det reads \(up to 1\); upgrade rebnn_det'):
-        load_packed(str(tmp_path / 'v2.pth'))
+    payload['format_version'] = 3
+    torch.save(payload, tmp_path / 'v3.pth')
+    with pytest.raises(PackedFileError, match=r'v3\.pth: written in packed format version 3, newer than this '
+                                              r'rebnn_det reads \(up to 2\); upgrade rebnn_det'):
+        load_packed(str(tmp_path / 'v3.pth'))
     with pytest.raises(FileNotFoundError, match="packed file 'nope.pth' does not exist"):
         load_packed('nope.pth')
     assert not is_packed_file(str(cut)) and not is_packed_file(str(noise))

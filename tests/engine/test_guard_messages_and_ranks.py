@@ -12,7 +12,7 @@ from torch import nn
 
 import rebnn_det.engine.hooks.nonfinite_guard as guard_module
 from rebnn_det.engine import CheckpointReadError, NonFiniteGuardHook, NonFiniteTrainingError
-from rebnn_det.engine.checkpoint import _describe, load_from_trusted_local
+from rebnn_det.engine.checkpoint import _describe, load_local_checkpoint
 from rebnn_det.engine.hooks.exact_resume import ExactResumeHook
 from rebnn_det.engine.hooks.nonfinite_guard import _named_float_tensors
 
@@ -145,18 +145,19 @@ def test_map_location_is_passed_to_torch_load(tmp_path):
     path = tmp_path / 'w.pth'
     torch.save({'w': torch.ones(2)}, path)
     seen = []
-    ckpt = load_from_trusted_local(str(path), map_location=lambda storage, loc: seen.append(loc) or storage)
+    ckpt = load_local_checkpoint(str(path), map_location=lambda storage, loc: seen.append(loc) or storage)
     assert seen == ['cpu'] and torch.equal(ckpt['w'], torch.ones(2))
 
 
-def test_without_the_packed_format_a_file_is_a_torch_checkpoint(tmp_path, monkeypatch):
+def test_without_registered_formats_a_file_is_a_torch_checkpoint(tmp_path, monkeypatch):
+    from rebnn_det import checkpoint_formats
     path = tmp_path / 'w.pth'
     torch.save({'w': torch.ones(1)}, path)
-    monkeypatch.setitem(sys.modules, 'rebnn_det.deploy.export', None)  # a checkout without deploy/export.py
-    assert load_from_trusted_local(str(path))['w'].item() == 1.0
+    monkeypatch.setattr(checkpoint_formats, '_FORMATS', [])  # nothing registered (rebnn_det.deploy not imported)
+    assert load_local_checkpoint(str(path))['w'].item() == 1.0
     path.write_bytes(b'not a checkpoint at all' * 4)
     with pytest.raises(CheckpointReadError):
-        load_from_trusted_local(str(path))
+        load_local_checkpoint(str(path))
 
 
 class Logger:

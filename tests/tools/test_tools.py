@@ -53,7 +53,8 @@ def run_tool(*args, env=None):
 
 def test_train_flags_map_to_config(tmp_path, monkeypatch):
     monkeypatch.setattr(cli, 'amp_device_available', lambda: True)  # the flag mapping, as on a GPU machine
-    (tmp_path / 'epoch_3.pth').write_bytes(b'')
+    torch.save(dict(meta=dict(epoch=3, iter=9), state_dict=dict(w=torch.ones(1)), optimizer={}, message_hub={}),
+               tmp_path / 'epoch_3.pth')
     (tmp_path / 'last_checkpoint').write_text(str(tmp_path / 'epoch_3.pth'))
     cfg = train_config([COCO, '--work-dir', str(tmp_path), '--amp', '--auto-scale-lr', '--resume',
                         '--cfg-options', 'train_cfg.max_epochs=3'])
@@ -84,18 +85,28 @@ def test_amp_without_gpu_says_it_needs_one(monkeypatch):
 def test_resume_accepts_a_work_dir_and_says_when_there_is_nothing_to_resume(tmp_path):
     run_dir = tmp_path / 'old_run'
     run_dir.mkdir()
-    with pytest.raises(FileNotFoundError, match=f"--resume '{run_dir}': this directory has no last_checkpoint"):
+    with pytest.raises(FileNotFoundError, match=rf"--resume '{run_dir}': no checkpoint to resume in this directory "
+                                                r'\(it has no last_checkpoint file and no complete epoch_N\.pth'):
         train_config([SHAPES, '--resume', str(run_dir)])
     (run_dir / 'last_checkpoint').write_text(str(run_dir / 'epoch_2.pth'))
     with pytest.raises(FileNotFoundError, match=r"names '.*epoch_2.pth', which does not exist"):
         train_config([SHAPES, '--resume', str(run_dir)])
-    (run_dir / 'epoch_2.pth').write_bytes(b'')
+    (run_dir / 'epoch_2.pth').write_bytes(b'')  # cut off while it was written
+    with pytest.raises(FileNotFoundError, match=r"its last_checkpoint names '.*epoch_2.pth', which is truncated"):
+        train_config([SHAPES, '--resume', str(run_dir)])
+    torch.save(dict(meta=dict(epoch=2, iter=8), state_dict=dict(w=torch.ones(1)), optimizer={}, message_hub={}),
+               run_dir / 'epoch_2.pth')
     cfg = train_config([SHAPES, '--work-dir', str(tmp_path / 'new'), '--resume', str(run_dir)])
+    assert cfg.resume is True and cfg.load_from == str(run_dir / 'epoch_2.pth')
+    os.remove(run_dir / 'last_checkpoint')  # a run killed before mmengine wrote it: the newest complete one
+    with pytest.warns(UserWarning, match=rf"--resume: the directory '{run_dir}': it has no last_checkpoint file; "
+                                         r"resuming from the newest complete checkpoint '.*epoch_2\.pth'"):
+        cfg = train_config([SHAPES, '--work-dir', str(tmp_path / 'new'), '--resume', str(run_dir)])
     assert cfg.resume is True and cfg.load_from == str(run_dir / 'epoch_2.pth')
     # bare --resume in a work dir without checkpoints: a plain warning, then a new run (from load_from if set)
     stage2 = osp.join(ROOT, 'configs', 'shapes', 'rebnn_faster_rcnn_shapes_stage2_w1a1.py')
-    with pytest.warns(UserWarning, match=r"--resume: no checkpoint to resume in the work dir '.*empty' \(no "
-                      r"last_checkpoint file\): training starts from the beginning \(from load_from="):
+    with pytest.warns(UserWarning, match=r"--resume: no checkpoint to resume in the work dir '.*empty' \(it does not "
+                      r'exist yet\): training starts from the beginning \(from load_from='):
         cfg = train_config([stage2, '--work-dir', str(tmp_path / 'empty'), '--resume'])
     assert cfg.resume is False and cfg.load_from.endswith('stage1_w32a1/epoch_4.pth')
 
@@ -104,7 +115,11 @@ def test_test_flags_map_to_config(tmp_path):
     ckpt = tmp_path / 'c.pth'
     ckpt.write_bytes(b'')
     cfg = make_test_config([COCO, str(ckpt), '--out', str(tmp_path / 'r.pkl'), '--show-dir', 'vis'])
-    assert cfg.load_from == str(ckpt)
+    # loaded and checked against the model by CheckedLoadHook, not by mmengine's non-strict load_from
+    assert cfg.load_from is None
+    assert cfg.custom_hooks[-1] == dict(type='CheckedLoadHook', checkpoint=str(ckpt), strict=True)
+    partial = make_test_config([COCO, str(ckpt), '--allow-partial'])
+    assert partial.custom_hooks[-1] == dict(type='CheckedLoadHook', checkpoint=str(ckpt), strict=False)
     assert cfg.test_evaluator[-1] == dict(type='DumpDetResults', out_file_path=str(tmp_path / 'r.pkl'))
     assert cfg.default_hooks.visualization.draw and cfg.default_hooks.visualization.test_out_dir == 'vis'
     with pytest.raises(ValueError, match=r'--out must be a \.pkl/\.pickle file'):
@@ -116,7 +131,8 @@ def test_test_flags_map_to_config(tmp_path):
     assert not any(h.get('type') == 'BinaryDeployHook' for h in cfg.get('custom_hooks', []))
     cfg = make_test_config([COCO, str(ckpt), '--deploy'])
     assert cfg.custom_hooks[-1] == dict(type='BinaryDeployHook')
-    assert [h['type'] for h in cfg.custom_hooks[:-1]] == [h['type'] for h in Config.fromfile(COCO).custom_hooks]
+    assert [h['type'] for h in cfg.custom_hooks[:-1]] == [h['type'] for h in Config.fromfile(COCO).custom_hooks] + [
+        'CheckedLoadHook']
 
 
 def test_training_gets_the_safety_hooks_unless_the_config_lists_them():

@@ -1,4 +1,5 @@
-"""Shared fixtures of the deploy tests: a tiny ReBNN Faster R-CNN trained once per session on the shapes set."""
+"""A tiny ReBNN Faster R-CNN trained once per session on the shapes set (the ``tiny_trained_detector`` fixture of
+tests/conftest.py, shared by the deploy, engine and tool tests)."""
 import copy
 import os.path as osp
 from collections import namedtuple
@@ -6,7 +7,7 @@ from collections import namedtuple
 import pytest
 import torch
 
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 SHAPES_CONFIG = osp.join(ROOT, 'configs', 'shapes', 'rebnn_faster_rcnn_shapes.py')
 
 TinyDetector = namedtuple('TinyDetector', 'cfg checkpoint work_dir')
