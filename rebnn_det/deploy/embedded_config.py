@@ -11,7 +11,8 @@ A packed file may come from anywhere, so nothing in it may run code. Two things 
   (``type='os.system'`` builds ``os.system``), a ``scope.Name`` or ``_scope_``/``default_scope`` imports the module
   ``scope.registry``, and mmcv's ``batched_nms`` evaluates ``nms.type`` with ``eval``. :func:`check_config_names`
   accepts a ``type`` only when it names a component already registered in this process (looked up in the
-  registries' tables, never imported) or an mmcv NMS/RoI op, and a scope only when it is already loaded.
+  registries' tables, never imported) or an mmcv NMS/RoI op, a scope only when it is already loaded, and for the
+  registered components that ``eval`` an argument (:data:`EVALUATED_ARGUMENTS`) only the values they document.
   ``custom_imports`` of an embedded config is never imported (import the plugin yourself before loading).
 
 Every reader of a packed file goes through :func:`embedded_config_data` (via
@@ -24,6 +25,12 @@ from typing import Any, Dict, Iterator, Set, Tuple
 # ``nms_cfg['type']`` (``eval``), mmdet's RoI extractors take ``roi_layer['type']`` with ``getattr(mmcv.ops, ...)``.
 OP_TYPES = frozenset({'nms', 'soft_nms', 'nms_rotated', 'nms_quadri', 'RoIAlign', 'RoIPool', 'RoIAlignRotated',
                       'DeformRoIPoolPack', 'ModulatedDeformRoIPoolPack', 'SimpleRoIAlign'})
+# Registered components that ``eval`` one of their string arguments (mmdet 3.3.0 / mmcv 2.1.0, audited with
+# ``grep eval(``): the values such an argument may take in an embedded config.
+EVALUATED_ARGUMENTS = {
+    'CameraMotionCompensation': {'warp_mode': ('cv2.MOTION_TRANSLATION', 'cv2.MOTION_EUCLIDEAN', 'cv2.MOTION_AFFINE',
+                                               'cv2.MOTION_HOMOGRAPHY')},
+}
 
 
 class ConfigDataError(ValueError):
@@ -156,6 +163,10 @@ def check_config_names(cfg: dict) -> None:
         kind = entry['type']
         if not isinstance(kind, str):
             raise ConfigDataError(f'its embedded config has {where}.type={kind!r}, not a component name')
+        for argument, allowed in EVALUATED_ARGUMENTS.get(kind.rpartition('.')[2], {}).items():
+            if argument in entry and entry[argument] not in allowed:
+                raise ConfigDataError(f'its embedded config has {where}.{argument}={entry[argument]!r}; {kind} '
+                                      f'evaluates it as Python, so a packed file may only give one of {allowed}')
         if kind in names or kind in OP_TYPES:
             continue
         prefix, _, name = kind.partition('.')

@@ -125,6 +125,13 @@ def test_names_that_would_import_or_evaluate_are_refused(packed, tmp_path, monke
     assert not (tmp_path / 'PWNED').exists()
 
 
+def test_arguments_that_a_component_evaluates_take_documented_values_only():
+    check_config_names(dict(model=dict(type='CameraMotionCompensation', warp_mode='cv2.MOTION_AFFINE')))
+    with pytest.raises(ConfigDataError, match=r"model\.warp_mode=\"__import__\('os'\)\.getcwd\(\)\"; "
+                                              r'CameraMotionCompensation evaluates it as Python'):
+        check_config_names(dict(model=dict(type='CameraMotionCompensation', warp_mode="__import__('os').getcwd()")))
+
+
 def test_default_scope_must_be_loaded():
     with pytest.raises(ConfigDataError, match=r"default_scope='evil', which is not a loaded registry scope "
                                               r"\(loaded: \[.*'mmdet'.*\]\)"):
