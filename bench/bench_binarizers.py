@@ -28,7 +28,6 @@ bench/results/binarizers_runs.json), from which --table-only --from-json re-crea
 work dir.
 """
 import argparse
-import fcntl
 import glob
 import json
 import math
@@ -43,7 +42,8 @@ from typing import Dict, List, Optional, Sequence
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 SHAPES = osp.join(ROOT, 'configs', 'shapes')
 sys.path.insert(0, ROOT)
-from rebnn_det.fileio import atomic_write  # noqa: E402
+from rebnn_det.fileio import atomic_write, exclusive_lock  # noqa: E402
+from rebnn_det.run_logs import last_checkpoint_named, read_work_dir_scalars  # noqa: E402
 
 DEFAULT_EXPORT = osp.join(ROOT, 'bench', 'results', 'binarizers_runs.json')
 BASELINE = 'XNOR-style'
@@ -98,23 +98,9 @@ def compare(a: Sequence[float], b: Sequence[float]) -> dict:
 
 
 # ---------------------------------------------------------------------------------------------------- run logs
-def read_scalars(work_dir: str) -> List[dict]:
-    """Every record of the work dir's scalars.json files, older runs first (a resumed run's timestamp dir sorts
-    after the interrupted one's). A line cut off by a killed writer is skipped."""
-    records = []
-    for path in sorted(glob.glob(osp.join(work_dir, '*', 'vis_data', 'scalars.json'))):
-        with open(path) as f:
-            for line in f:
-                try:
-                    records.append(json.loads(line))
-                except ValueError:
-                    continue
-    return records
-
-
 def read_run(work_dir: str) -> Optional[dict]:
     """Metrics of a training run from its logs alone: None if it logged no COCO validation."""
-    records = read_scalars(work_dir)
+    records = read_work_dir_scalars(work_dir)
     vals = [r for r in records if 'coco/bbox_mAP' in r]
     if not vals:
         return None
@@ -192,8 +178,7 @@ def merge_export(path: str, runs: List[dict]) -> List[dict]:
     read-merge-write holds an exclusive lock on ``path + '.lock'``, so bench processes running side by side (one
     per core) never lose each other's records; the write is atomic."""
     os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
-    with open(path + '.lock', 'a') as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with exclusive_lock(path + '.lock'):
         old = load_runs(path) if osp.isfile(path) else []
         merged = {_key(r): r for r in old}
         merged.update({_key(r): r for r in runs})
@@ -308,11 +293,6 @@ def schedule_options(config_path: str, factor: int) -> List[str]:
     return opts
 
 
-def _last_checkpoint(work_dir: str) -> str:
-    with open(osp.join(work_dir, 'last_checkpoint')) as f:
-        return f.read().strip()
-
-
 def run_one(work_root: str, setting: str, schedule: str, row: str, seed: int, cfg_options: List[str],
             dry_run: bool = False) -> Optional[dict]:
     """Train (or finish) one (row, seed); returns its record (None for a dry run)."""
@@ -328,7 +308,7 @@ def run_one(work_root: str, setting: str, schedule: str, row: str, seed: int, cf
             continue
         path = config_for(config, setting)
         fill = dict(prev_ckpt=None if prev is None else f'<last checkpoint of {prev}>' if dry_run
-                    else _last_checkpoint(prev))
+                    else last_checkpoint_named(prev))
         cmd = [sys.executable, osp.join(ROOT, 'tools', 'train.py'), path, '--work-dir', stage_dir, '--resume',
                '--cfg-options', f'randomness.seed={seed}', 'default_hooks.checkpoint.interval=1',
                'default_hooks.checkpoint.max_keep_ckpts=1', *schedule_options(path, SCHEDULES[schedule]),

@@ -20,23 +20,7 @@ import torch
 sys.path.insert(0, osp.abspath(osp.join(osp.dirname(__file__), '..')))
 
 from rebnn_det.deploy import build_detector, export_model, model_summary  # noqa: E402
-from rebnn_det.deploy.packed_file import binary_layers, half_candidates  # noqa: E402
-
-
-def half_packed_bytes(model) -> float:
-    """Counted size of a --half file: binary weights 1 bit, real conv/linear weight matrices 16 bits, every other
-    value (alpha, thresholds, BN, biases, RPReLU) 32 bits."""
-    layers = binary_layers(model)
-    halved = half_candidates(model)
-    bits = 0
-    for name, conv in layers.items():
-        bits += conv.weight.numel() + 32 * conv.out_channels  # signs + alpha
-    skip = {n + '.weight' for n in layers} | {n + '.alpha' for n in layers}
-    for key, value in model.state_dict().items():
-        if key in skip or not value.is_floating_point():
-            continue
-        bits += value.numel() * (16 if key in halved else 32)
-    return bits / 8
+from rebnn_det.deploy.summary import half_packed_bytes  # noqa: E402
 
 
 def mib(n: float) -> str:

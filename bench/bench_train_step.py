@@ -22,7 +22,7 @@ from mmengine.registry import init_default_scope  # noqa: E402
 
 import rebnn_det  # noqa: E402,F401
 from rebnn_det.engine import ReBNNRegularizer  # noqa: E402
-from rebnn_det.ops import named_binary_convs  # noqa: E402
+from rebnn_det.ops import binary_weight_layers  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 VARIANTS = {
@@ -39,7 +39,7 @@ def build(config, with_hook, device):
     model.train()
     opt = torch.optim.SGD(model.parameters(), lr=1e-4, momentum=0.9)
     if with_hook:
-        layers = [(n, m) for n, m in named_binary_convs(model) if m.weight_binarizer != 'none']
+        layers = binary_weight_layers(model)
         ReBNNRegularizer(layers, 'adaptive').attach(opt)
     return model, opt
 

@@ -2,5 +2,6 @@
 # checkpoint: rebnn_faster_rcnn_stage2_w1a1.py (alpha is then initialised from the loaded weights).
 _base_ = './rebnn_faster_rcnn.py'
 
-model = dict(backbone=dict(weight_binarizer='none'), neck=dict(weight_binarizer='none'))
+model = dict(backbone=dict(weight_binarizer='none'),
+             neck=dict(binary_cfg=dict(weight_binarizer='none')))
 custom_hooks = []  # no binary weights yet: nothing for ReBNNHook to do

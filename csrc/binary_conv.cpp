@@ -9,24 +9,15 @@
 // Vectorization is over output channels: a 512-bit register holds the 64-bit words of 8 output channels (weight
 // layout [C_out / 8][T][8]); one activation word is broadcast and XOR-ed with it, VPOPCNTQ counts, and a block of
 // P output pixels x J channel vectors of accumulators reuses every loaded weight vector P times.
-#if defined(__x86_64__) || defined(__i386__)
-#define REBNN_X86 1
-#include <immintrin.h>
-#endif
-
 #include <cmath>
 #include <cstdint>
 
+#include "isa.h"
 #include "rebnn_kernels.h"
-
-#define REBNN_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512vpopcntdq,fma")))
-#define REBNN_AVX2 __attribute__((target("avx2,popcnt,bmi2,fma")))
-#define REBNN_INLINE inline __attribute__((always_inline))
 
 namespace rebnn {
 namespace {
 
-inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
 // One output pixel's counts K * C_in - 2 * popcount sum; at a border (pad_value = 0) each padded tap's
 // sum_c b[o, t, c] is subtracted, so it contributes 0. Exact in int32 and in float (small integers).

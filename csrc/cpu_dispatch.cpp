@@ -1,11 +1,12 @@
 // Run-time choice of the kernel ISA: the best path this CPU (and OS) can execute. The kernels for every ISA are
 // always compiled (per-function target attributes); only the ones cpu_supports() admits are ever called.
+#include "isa.h"
 #include "rebnn_kernels.h"
 
 namespace rebnn {
 
 bool cpu_supports(Isa isa) {
-#if defined(__x86_64__) || defined(__i386__)
+#ifdef REBNN_X86
   __builtin_cpu_init();
   switch (isa) {
     case Isa::avx512:

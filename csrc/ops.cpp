@@ -30,8 +30,6 @@ std::vector<std::string> available_isas() {
   return out;
 }
 
-int64_t words_for(int64_t channels) { return (channels + 63) / 64; }
-
 void check_float_nchw(const at::Tensor& x, const char* what) {
   TORCH_CHECK(x.device().is_cpu(), what, " must be a CPU tensor");
   TORCH_CHECK(x.scalar_type() == at::kFloat, what, " must be float32, got ", x.scalar_type());

@@ -2,19 +2,11 @@
 // into a spatially padded channels-last buffer (the format of rebnn_det/deploy/packing.py plus a padded border).
 // The comparison is done on the float difference x - threshold (what RSign computes in training), so the bits
 // equal the training graph's signs exactly, sign(0) = +1 included.
-#if defined(__x86_64__) || defined(__i386__)
-#define REBNN_X86 1
-#include <immintrin.h>
-#endif
-
 #include <cstdint>
 #include <cstring>
 
+#include "isa.h"
 #include "rebnn_kernels.h"
-
-#define REBNN_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512vpopcntdq")))
-#define REBNN_AVX2 __attribute__((target("avx2,popcnt,bmi2")))
-#define REBNN_INLINE inline __attribute__((always_inline))
 
 namespace rebnn {
 namespace {

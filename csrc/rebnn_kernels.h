@@ -9,6 +9,10 @@ namespace rebnn {
 
 enum class Isa : int { portable = 0, avx2 = 1, avx512 = 2 };
 
+inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+// 64-bit words per packed pixel of `channels` channels (rebnn_det/deploy/packing.py: num_words)
+inline int64_t words_for(int64_t channels) { return ceil_div(channels, 64); }
+
 // Output of sign(x - threshold) packing: a padded channels-last buffer [N][H + 2 ph][W + 2 pw][words] of 64-bit
 // words (bit c % 64 of word c / 64 is 1 where x_c - threshold_c < 0). Border pixels hold `pad_word[k]`.
 struct PackArgs {

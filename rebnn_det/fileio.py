@@ -1,11 +1,14 @@
-"""atomic_write: the one way rebnn_det writes a file that others may read while it is written (plain Python)."""
+"""How rebnn_det writes files others may read or write at the same time (plain Python): :func:`atomic_write`
+(never half a file) and :func:`exclusive_lock` (one writer at a time)."""
 import contextlib
 import errno
 import os
 import os.path as osp
 import signal
 import threading
+import time
 import uuid
+import warnings
 from typing import BinaryIO, Callable, Iterator
 
 # Signals whose default action ends the process without running Python's clean-up: while a temporary file is being
@@ -78,3 +81,46 @@ def atomic_write(path: str, write: Callable[[BinaryIO], None], replace: bool = T
             with contextlib.suppress(OSError):
                 os.remove(tmp)
             raise
+
+
+@contextlib.contextmanager
+def exclusive_lock(path: str) -> Iterator[None]:
+    """Hold an exclusive advisory lock on the file ``path`` (created if needed, never removed): ``fcntl.flock``
+    on Linux/macOS, ``msvcrt.locking`` on Windows. The OS drops it when the holder dies, so a killed generator
+    never blocks the next run. Where no lock is available a warning says that concurrent writers are unsafe. Used by
+    the shapes generator (one writer per split) and the benchmark's results merge (one writer of the json)."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        try:
+            import fcntl
+        except ImportError:
+            fcntl = None
+        if fcntl is not None:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            except OSError as e:  # e.g. a network file system without lock support
+                warnings.warn(f'cannot lock {path} ({e}): do not start several writers of what it guards at once')
+            yield
+            return
+        try:
+            import msvcrt
+        except ImportError:
+            msvcrt = None
+        if msvcrt is None:
+            warnings.warn(f'no file locking on this platform: do not start several writers of what {path} guards '
+                          'at once')
+            yield
+            return
+        while True:
+            try:
+                msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+                break
+            except OSError:
+                time.sleep(0.1)
+        try:
+            yield
+        finally:
+            os.lseek(fd, 0, os.SEEK_SET)
+            msvcrt.locking(fd, msvcrt.LK_UNLCK, 1)
+    finally:
+        os.close(fd)  # closing the descriptor also releases a flock

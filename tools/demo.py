@@ -11,7 +11,7 @@ sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), '..')
 
 from mmengine.config import DictAction  # noqa: E402
 
-from rebnn_det.apis.demo import format_summary, run_demo  # noqa: E402
+from rebnn_det.apis.demo import format_demo_result, run_demo  # noqa: E402
 
 # the checkout's demo config: tools/ and configs/ are siblings (the package itself knows no checkout layout)
 DEMO_CONFIG = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', 'configs', 'shapes',
@@ -24,7 +24,7 @@ def main():
     parser.add_argument('--work-dir', default='work_dirs/demo_rebnn_shapes')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction)
     args = parser.parse_args()
-    print(format_summary(run_demo(args.config, args.work_dir, args.cfg_options)))
+    print(format_demo_result(run_demo(args.config, args.work_dir, args.cfg_options)))
 
 
 if __name__ == '__main__':

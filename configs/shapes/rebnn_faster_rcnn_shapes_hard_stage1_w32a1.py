@@ -2,7 +2,8 @@
 # activations, real weights (W32A1), 4 epochs.
 _base_ = './rebnn_faster_rcnn_shapes_hard.py'
 
-model = dict(backbone=dict(weight_binarizer='none'), neck=dict(weight_binarizer='none'))
+model = dict(backbone=dict(weight_binarizer='none'),
+             neck=dict(binary_cfg=dict(weight_binarizer='none')))
 custom_hooks = []  # no binary weights yet
 max_epochs = 4
 train_cfg = dict(max_epochs=max_epochs, val_interval=max_epochs)

@@ -3,5 +3,6 @@
 # ReBNNHook(gamma=0) only records the weight oscillation.
 _base_ = './rebnn_faster_rcnn_shapes_hard.py'
 
-model = dict(backbone=dict(weight_binarizer='xnor'), neck=dict(weight_binarizer='xnor'))
+model = dict(backbone=dict(weight_binarizer='xnor'),
+             neck=dict(binary_cfg=dict(weight_binarizer='xnor')))
 custom_hooks = [dict(type='ReBNNHook', gamma=0)]

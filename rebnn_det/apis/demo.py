@@ -8,6 +8,7 @@ from typing import Optional, Sequence
 
 from mmengine.config import Config
 
+from ..run_logs import last_checkpoint_named
 from .cli import build_runner
 from .oscillation_plot import plot_oscillation
 
@@ -25,8 +26,7 @@ def run_demo(config: str, work_dir: str, cfg_options: Optional[dict] = None) -> 
     runner.train()  # the config validates after the last epoch (COCO bbox mAP table in the log)
     hub = runner.message_hub
     metrics = {k[len('val/'):]: hub.get_scalar(k).current() for k in hub.log_scalars if k.startswith('val/coco/')}
-    with open(osp.join(work_dir, 'last_checkpoint')) as f:
-        checkpoint = f.read().strip()
+    checkpoint = last_checkpoint_named(work_dir)
     result = dict(metrics=metrics, checkpoint=checkpoint,
                   log=glob.glob(osp.join(runner.log_dir, '*.log'))[0],
                   scalars=osp.join(runner.log_dir, 'vis_data', 'scalars.json'),
@@ -34,7 +34,7 @@ def run_demo(config: str, work_dir: str, cfg_options: Optional[dict] = None) -> 
     return result
 
 
-def format_summary(result: dict, keys: Sequence[str] = ('bbox_mAP', 'bbox_mAP_50', 'bbox_mAP_75')) -> str:
+def format_demo_result(result: dict, keys: Sequence[str] = ('bbox_mAP', 'bbox_mAP_50', 'bbox_mAP_75')) -> str:
     lines = ['', f'ReBNN Faster R-CNN on the embedded shapes val split ({result["minutes"]:.1f} min):']
     lines += [f'  {k:<12} {result["metrics"].get("coco/" + k, float("nan")):.3f}' for k in keys]
     lines += [f'  {name:<12} {result[name]}' for name in ('checkpoint', 'log', 'scalars', 'plot')]

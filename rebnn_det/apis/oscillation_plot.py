@@ -1,41 +1,20 @@
 """Plot ReBNNHook's oscillation statistics (flip ratio and gamma per layer over iterations) from a work dir."""
-import glob
-import json
 import os.path as osp
-import warnings
 from collections import defaultdict
 from typing import Dict, List, Tuple
+
+from ..run_logs import find_scalar_logs, read_scalar_records
 
 Series = Dict[str, List[Tuple[int, float]]]
 Points = Dict[str, Dict[int, float]]  # name -> {iteration: value}
 
 
-def find_scalar_logs(work_dir: str) -> List[str]:
-    """``WORK_DIR/<timestamp>/vis_data/scalars.json`` of every run in the work dir, oldest first (mmengine's
-    ``%Y%m%d_%H%M%S`` timestamps sort chronologically)."""
-    paths = sorted(glob.glob(osp.join(work_dir, '*', 'vis_data', 'scalars.json')))
+def _scalar_logs(work_dir: str) -> List[str]:
+    paths = find_scalar_logs(work_dir)
     if not paths:
         raise FileNotFoundError(f'no {osp.join(work_dir, "<timestamp>", "vis_data", "scalars.json")} found: '
                                 'train with this work dir first (mmengine writes it at every logger interval)')
     return paths
-
-
-def _read_records(path: str) -> List[dict]:
-    """The json lines of one scalars.json; a cut-off last line (a run killed while logging) is skipped with a
-    warning, a bad line elsewhere is an error naming the file and line."""
-    with open(path) as f:
-        lines = f.read().split('\n')
-    records = []
-    for number, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError as e:
-            if any(rest.strip() for rest in lines[number:]):
-                raise ValueError(f'{path}:{number} is not a json line ({e})') from e
-            warnings.warn(f'{path}:{number}: skipped the cut-off last line (was the run killed while logging?)')
-    return records
 
 
 def _series_of_run(records: List[dict]) -> Tuple[Points, Points, Points]:
@@ -68,8 +47,8 @@ def read_oscillation_series(work_dir: str) -> Tuple[Series, Series, Series]:
     iteration, each iteration once: where runs of the work dir overlap (``--resume``, or a restart in the same
     work dir) the later run wins from its first logged iteration on (see :func:`_supersede`)."""
     merged: Tuple[Points, Points, Points] = ({}, {}, {})
-    for path in find_scalar_logs(work_dir):
-        for into, run in zip(merged, _series_of_run(_read_records(path))):
+    for path in _scalar_logs(work_dir):
+        for into, run in zip(merged, _series_of_run(read_scalar_records(path))):
             _supersede(into, run)
     flips, gammas, overall = ({name: sorted(points.items()) for name, points in series.items()}
                               for series in merged)

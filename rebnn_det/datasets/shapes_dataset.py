@@ -4,7 +4,10 @@ from typing import Optional, Sequence
 from mmdet.datasets import CocoDataset
 from mmdet.registry import DATASETS
 
-from .shapes import ALL_SHAPE_CLASSES, KNOB_DEFAULTS, SHAPE_CLASSES, check_shapes_knobs, ensure_shapes_split
+from .shapes import ensure_shapes_split
+from .shapes_settings import ALL_SHAPE_CLASSES, SHAPE_CLASSES, ShapesSettings
+
+DEFAULT = ShapesSettings  # the defaults of every setting, in one place (dataclass fields)
 
 
 def _palette(classes: Sequence[str]) -> list:
@@ -33,18 +36,18 @@ class ShapesDataset(CocoDataset):
     """
     METAINFO = dict(classes=tuple(SHAPE_CLASSES), palette=PALETTE)
 
-    def __init__(self, split: str = 'train', num_images: int = 600, img_size: int = 128, seed: int = 0,
-                 data_root: str = 'data/shapes/', classes: Optional[Sequence[str]] = None, max_objects: int = 4,
-                 size_probs: Sequence[float] = KNOB_DEFAULTS['size_probs'],
-                 clutter_lines: Sequence[int] = KNOB_DEFAULTS['clutter_lines'],
-                 distractors: int = KNOB_DEFAULTS['distractors'], **kwargs):
+    def __init__(self, split: str = 'train', num_images: int = DEFAULT.num_images, img_size: int = DEFAULT.img_size,
+                 seed: int = DEFAULT.seed, data_root: str = 'data/shapes/', classes: Optional[Sequence[str]] = None,
+                 max_objects: int = DEFAULT.max_objects, size_probs: Sequence[float] = DEFAULT.size_probs,
+                 clutter_lines: Sequence[int] = DEFAULT.clutter_lines, distractors: int = DEFAULT.distractors,
+                 **kwargs):
         if split not in ('train', 'val', 'test'):
             raise ValueError(f"split must be 'train', 'val' or 'test', got {split!r}")
         classes = tuple(SHAPE_CLASSES) if classes is None else tuple(classes)
-        check_shapes_knobs(classes, max_objects, size_probs, clutter_lines, distractors)  # fail at build time
-        self.shapes_settings = dict(data_root=data_root, split=split, num_images=num_images, img_size=img_size,
-                                    seed=seed, classes=classes, max_objects=max_objects, size_probs=size_probs,
-                                    clutter_lines=clutter_lines, distractors=distractors)
+        # checked here, at build time, before any file is read or written
+        self.shapes_settings = ShapesSettings(num_images, img_size, seed, max_objects, classes, size_probs,
+                                              clutter_lines, distractors)
+        self.shapes_root, self.shapes_split = data_root, split
         kwargs.setdefault('ann_file', f'annotations/instances_{split}.json')
         kwargs.setdefault('data_prefix', dict(img=''))
         if classes != tuple(SHAPE_CLASSES):
@@ -53,5 +56,5 @@ class ShapesDataset(CocoDataset):
 
     def full_init(self) -> None:
         if not self._fully_initialized:
-            ensure_shapes_split(**self.shapes_settings)
+            ensure_shapes_split(self.shapes_root, self.shapes_split, self.shapes_settings)
         super().full_init()

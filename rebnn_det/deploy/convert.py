@@ -27,10 +27,8 @@ from torch import Tensor, nn
 from ..ops import RPReLU
 from .packed_conv import PackedBinaryConv, is_deployable
 
-try:  # the block moved between model sub-packages; accept both places
-    from ..models.layers.binary_conv_block import BinaryConvBlock, channel_shortcut
-except ImportError:  # pragma: no cover
-    from ..models.necks.binary_conv_block import BinaryConvBlock, channel_shortcut
+from ..models.layers.binary_conv_block import BinaryConvBlock
+from ..ops.shortcut import channel_shortcut, shortcut_pool
 from ..models.backbones.reactnet_block import ReActBasicBlock
 
 _BatchNorm = nn.modules.batchnorm._BatchNorm
@@ -95,9 +93,7 @@ class FusedBinaryConvBlock(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         residual = None
         if self.has_shortcut:
-            s = x
-            if self.stride > 1:
-                s = F.avg_pool2d(s, self.stride, self.stride, ceil_mode=True, count_include_pad=False)
+            s = shortcut_pool(x, self.stride)
             # a repeated shortcut (out = k * in) is added by the kernel without materializing the repeat; the
             # channel mean (in = k * out) is taken on NCHW like the simulated model (the same reduction order)
             residual = (s if self.out_channels % s.shape[1] == 0

@@ -28,6 +28,7 @@ from torch import Tensor
 
 from ..caller_warning import warn_at_caller
 from ..ops.binarize import check_pad_value
+from ..ops.shortcut import channel_shortcut
 from .packing import num_words, pack_activations, pack_signs_last, unpack_conv_weight, unpack_signs_last
 
 ISA_ENV = 'REBNN_KERNEL_ISA'
@@ -127,13 +128,14 @@ def prepare_weight(packed: Tensor, in_channels: int) -> KernelWeight:
     return KernelWeight(packed.contiguous(), kernel_layout(packed), tap_sum, in_channels)
 
 
-def _pair(v) -> Tuple[int, int]:
+def pair(v) -> Tuple[int, int]:
+    """A conv geometry argument (an int or two) as ``(int, int)``."""
     return (int(v), int(v)) if isinstance(v, int) else (int(v[0]), int(v[1]))
 
 
 def native_supported(dilation=1, groups: int = 1) -> bool:
     """Geometry the compiled kernels run (any kernel size, stride and padding; dilation 1; groups 1)."""
-    return _pair(dilation) == (1, 1) and groups == 1
+    return pair(dilation) == (1, 1) and groups == 1
 
 
 def _path_for(x: Tensor, isa: Optional[str]) -> str:
@@ -149,11 +151,11 @@ def _reference_counts(x: Tensor, threshold: Optional[Tensor], weight: KernelWeig
     packed = pack_activations(x.float(), threshold)  # [N, H, W, words]
     signs = unpack_signs_last(packed, channels, torch.float64).permute(0, 3, 1, 2)
     w = unpack_conv_weight(weight.packed, weight.in_channels, torch.float64)
-    ph, pw = _pair(padding)
+    ph, pw = pair(padding)
     if pad_value != 0 and (ph or pw):
         signs = F.pad(signs, (pw, pw, ph, ph), value=pad_value)
         ph = pw = 0
-    out = F.conv2d(signs, w, None, _pair(stride), (ph, pw), _pair(dilation), groups)
+    out = F.conv2d(signs, w, None, pair(stride), (ph, pw), pair(dilation), groups)
     return out.round().to(torch.int32)
 
 
@@ -165,7 +167,7 @@ def binary_conv_counts(x: Tensor, threshold: Optional[Tensor], weight: KernelWei
     if path == 'reference' or not native_supported(dilation, groups):
         return _reference_counts(x, threshold, weight, stride, padding, pad_value, dilation, groups)
     kh, kw = weight.packed.shape[1:3]
-    (sh, sw), (ph, pw) = _pair(stride), _pair(padding)
+    (sh, sw), (ph, pw) = pair(stride), pair(padding)
     return _ext.conv_counts(x.float(), threshold, weight.kernel, weight.tap_sum, weight.packed.shape[0], kh, kw, sh,
                             sw, ph, pw, pad_value, path)
 
@@ -213,12 +215,12 @@ def _rprelu(y: Tensor, rprelu: Sequence[Tensor]) -> Tensor:
 
 
 def _repeat_channels(residual: Tensor, channels: int) -> Tensor:
-    if residual.shape[1] == channels:
-        return residual
+    """The residual the epilogue adds: :func:`~rebnn_det.ops.shortcut.channel_shortcut`'s repeat (the only form the
+    native kernels add without materializing it)."""
     if channels % residual.shape[1]:
         raise ValueError(f'residual has {residual.shape[1]} channels; the conv output has {channels} (the residual '
                          'may have C_out / k channels, repeated k times)')
-    return residual.repeat(1, channels // residual.shape[1], 1, 1)
+    return channel_shortcut(residual, channels)
 
 
 def binary_conv2d(x: Tensor, threshold: Optional[Tensor], weight: KernelWeight, scale: Tensor,
@@ -244,7 +246,7 @@ def binary_conv2d(x: Tensor, threshold: Optional[Tensor], weight: KernelWeight, 
             y = y + _repeat_channels(residual, y.shape[1])
         return _rprelu(y, rprelu) if rprelu is not None else y
     kh, kw = weight.packed.shape[1:3]
-    (sh, sw), (ph, pw) = _pair(stride), _pair(padding)
+    (sh, sw), (ph, pw) = pair(stride), pair(padding)
     act = tuple(rprelu) if rprelu is not None else (None, None, None)
     bn_scale, bn_shift = tuple(bn) if bn is not None else (None, None)
     return _ext.binary_conv(x if x.dtype == torch.float32 else x.float(), threshold, weight.kernel,
@@ -257,7 +259,7 @@ def pack_padded(x: Tensor, threshold: Optional[Tensor], padding=0, pad_value: fl
     """The kernel's packed input: ``[N, H + 2 ph, W + 2 pw, words]`` (border: +1 bits for pad_value 0 / +1, -1
     bits for -1). The reference path builds it from :func:`.packing.pack_activations`."""
     pad_value = check_pad_value(pad_value)
-    ph, pw = _pair(padding)
+    ph, pw = pair(padding)
     path = _path_for(x, isa)
     if path != 'reference':
         return _ext.pack_padded(x.float(), threshold, ph, pw, pad_value, path)

@@ -12,19 +12,13 @@ from typing import Optional, Sequence
 import torch
 from torch import Tensor, nn
 
-from ..ops import ReBNNConv
-from ..ops.binarize import channel_mean_abs
-from .kernels import KernelWeight, binary_conv2d, binary_conv_counts, bn_terms, prepare_weight
+from ..ops import ReBNNConv, binary_act_choices, binary_weight_choices
+from .kernels import KernelWeight, binary_conv2d, binary_conv_counts, bn_terms, pair, prepare_weight
 from .packing import pack_conv_weight
-
-DEPLOYABLE_WEIGHT_BINARIZERS = ('rebnn', 'xnor')
-DEPLOYABLE_ACT_BINARIZERS = ('rsign', 'approxsign')
-
 
 def is_deployable(conv: nn.Module) -> bool:
     """A ReBNNConv whose weights and activations are both binary (the kernels need both)."""
-    return (isinstance(conv, ReBNNConv) and conv.weight_binarizer in DEPLOYABLE_WEIGHT_BINARIZERS
-            and conv.act_binarizer in DEPLOYABLE_ACT_BINARIZERS)
+    return isinstance(conv, ReBNNConv) and conv.is_w1a1
 
 
 class PackedBinaryConv(nn.Module):
@@ -49,7 +43,7 @@ class PackedBinaryConv(nn.Module):
         self.in_channels = in_channels * groups
         self.out_channels = packed_weight.shape[0]
         self.kernel_size = tuple(packed_weight.shape[1:3])
-        self.stride, self.padding, self.dilation = _pair(stride), _pair(padding), _pair(dilation)
+        self.stride, self.padding, self.dilation = pair(stride), pair(padding), pair(dilation)
         self.groups = groups
         self.pad_value = float(pad_value)
         self.isa = isa
@@ -70,13 +64,14 @@ class PackedBinaryConv(nn.Module):
     def from_conv(cls, conv: ReBNNConv, isa: Optional[str] = None) -> 'PackedBinaryConv':
         """Pack a trained ReBNNConv (``alpha = conv.alpha`` for 'rebnn', the channel mean ``|w|`` for 'xnor')."""
         if not is_deployable(conv):
-            raise ValueError(f'only a ReBNNConv with weight_binarizer in {DEPLOYABLE_WEIGHT_BINARIZERS} and '
-                             f'act_binarizer in {DEPLOYABLE_ACT_BINARIZERS} runs on the XNOR-popcount kernels; got '
-                             f'{type(conv).__name__}(weight_binarizer={getattr(conv, "weight_binarizer", None)!r}, '
-                             f'act_binarizer={getattr(conv, "act_binarizer", None)!r})')
+            raise ValueError(f'only a ReBNNConv with binary weights (weight_binarizer in {binary_weight_choices()}) '
+                             f'and binary activations (act_binarizer in {binary_act_choices()}) runs on the '
+                             f'XNOR-popcount kernels; got {type(conv).__name__}(weight_binarizer='
+                             f'{getattr(conv, "weight_binarizer", None)!r}, act_binarizer='
+                             f'{getattr(conv, "act_binarizer", None)!r})')
         with torch.no_grad():
-            alpha = conv.alpha if conv.weight_binarizer == 'rebnn' else channel_mean_abs(conv.weight)
-            threshold = conv.rsign.threshold if conv.act_binarizer == 'rsign' else None
+            alpha = conv.scale()
+            threshold = conv.rsign.threshold if conv.rsign is not None else None
             return cls(pack_conv_weight(conv.weight.detach()), conv.in_channels // conv.groups, alpha, conv.bias,
                        threshold, conv.stride, conv.padding, conv.dilation, conv.groups, conv.pad_value, isa)
 
@@ -123,6 +118,3 @@ class PackedBinaryConv(nn.Module):
             s += f', groups={self.groups}'
         return s + f', pad_value={self.pad_value}, threshold={self.threshold is not None}'
 
-
-def _pair(v):
-    return (int(v), int(v)) if isinstance(v, int) else tuple(int(i) for i in v)

@@ -45,14 +45,13 @@ import torch
 from torch import Tensor, nn
 
 from ..fileio import atomic_write
-from ..ops import ReBNNConv, channel_mean_abs, named_binary_convs
+from ..ops import ReBNNConv, binary_weight_choices, channel_mean_abs, named_binary_convs, weight_binarizer
 from .embedded_config import ConfigDataError, embedded_config_data
 from .packing import num_words, pack_conv_weight, unpack_conv_weight
 
 FORMAT = 'rebnn_det.packed'
 FORMAT_VERSION = 2
 READABLE_VERSIONS = (1, 2)
-BINARY_WEIGHT_BINARIZERS = ('rebnn', 'xnor')
 LAYER_FIELDS = ('in_channels', 'out_channels', 'kernel_size', 'stride', 'padding', 'dilation', 'groups',
                 'weight_binarizer', 'act_binarizer', 'pad_value', 'bias')
 FP16_MAX = float(torch.finfo(torch.float16).max)
@@ -72,7 +71,7 @@ def layer_record(conv: ReBNNConv) -> dict:
 
 def binary_layers(model: nn.Module) -> Dict[str, ReBNNConv]:
     """``name -> ReBNNConv`` for every conv of ``model`` whose weights are binary (``'rebnn'`` / ``'xnor'``)."""
-    return {name: m for name, m in named_binary_convs(model) if m.weight_binarizer in BINARY_WEIGHT_BINARIZERS}
+    return {name: m for name, m in named_binary_convs(model) if m.binary_weights}
 
 
 def half_candidates(model: nn.Module) -> set:
@@ -82,8 +81,7 @@ def half_candidates(model: nn.Module) -> set:
     of the bytes and they sit right before a sign, where rounding flips activations."""
     keys = set()
     for name, m in model.named_modules():
-        if isinstance(m, (nn.Conv2d, nn.Linear)) and not (isinstance(m, ReBNNConv) and
-                                                           m.weight_binarizer in BINARY_WEIGHT_BINARIZERS):
+        if isinstance(m, (nn.Conv2d, nn.Linear)) and not (isinstance(m, ReBNNConv) and m.binary_weights):
             keys.add(f'{name}.weight' if name else 'weight')
     return keys
 
@@ -97,16 +95,14 @@ def pack_model(model: nn.Module, half: bool = False) -> dict:
     layers = binary_layers(model)
     if not layers:
         raise ValueError(f'{type(model).__name__} has no binary layer (no ReBNNConv with weight_binarizer '
-                         f"{' or '.join(map(repr, BINARY_WEIGHT_BINARIZERS))}): nothing to pack; a real-valued "
+                         f"{' or '.join(map(repr, binary_weight_choices()))}): nothing to pack; a real-valued "
                          'model is deployed from its ordinary checkpoint')
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     packed_layers = {}
     for name, conv in layers.items():
         weight = state.pop(name + '.weight').float()
-        if conv.weight_binarizer == 'rebnn':
-            alpha = state.pop(name + '.alpha').float().clone()
-        else:
-            alpha = channel_mean_abs(weight)
+        learnt = state.pop(name + '.alpha', None)  # the scale of a learnable-scale binarizer
+        alpha = conv.weight_quantizer.scale(weight, None if learnt is None else learnt.float().clone())
         packed_layers[name] = dict(packed=pack_conv_weight(weight), alpha=alpha.contiguous(),
                                    layer=layer_record(conv))
     half_keys = []
@@ -170,7 +166,7 @@ def unpack_state_dict(payload: dict) -> Dict[str, Tensor]:
         layer = entry['layer']
         signs = unpack_conv_weight(entry['packed'], layer['in_channels'] // layer['groups'])
         alpha = entry['alpha'].float()
-        if layer['weight_binarizer'] == 'rebnn':
+        if weight_binarizer(layer['weight_binarizer']).learnable_scale:
             state[name + '.weight'] = signs
             state[name + '.alpha'] = alpha.clone()
         else:
@@ -333,10 +329,10 @@ def _check_entries(payload: dict, path: str) -> None:
         if missing:
             raise PackedFileError(f'{path}: the record of binary layer {name!r} lacks {", ".join(missing)} '
                                   '(corrupt file)')
-        if record['weight_binarizer'] not in BINARY_WEIGHT_BINARIZERS:
+        if record['weight_binarizer'] not in binary_weight_choices():
             raise PackedFileError(f'{path}: binary layer {name!r} has weight_binarizer='
                                   f'{record["weight_binarizer"]!r}; a packed layer is one of '
-                                  f'{list(BINARY_WEIGHT_BINARIZERS)} (corrupt file)')
+                                  f'{list(binary_weight_choices())} (corrupt file)')
         if entry['packed'].dtype != torch.int64 or entry['alpha'].dtype != torch.float32:
             raise PackedFileError(f'{path}: binary layer {name!r} holds packed bits of dtype {entry["packed"].dtype}'
                                   f' and alpha of dtype {entry["alpha"].dtype}; the format stores int64 and float32 '

@@ -26,8 +26,8 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import torch
 from torch import nn
 
-from ..ops import RSign, ReBNNConv
-from .packed_file import BINARY_WEIGHT_BINARIZERS
+from ..ops import BinaryLayerMixin, RSign, ReBNNConv
+from .packed_file import binary_layers, half_candidates
 
 FLOAT_BITS = 32
 BOPS_PER_OP = 64
@@ -94,12 +94,13 @@ class ModelSummary:
 
 
 def is_binary_weight(m: nn.Module) -> bool:
-    return isinstance(m, ReBNNConv) and m.weight_binarizer in BINARY_WEIGHT_BINARIZERS
+    """A binary layer whose weights are stored as bits."""
+    return isinstance(m, BinaryLayerMixin) and m.binary_weights
 
 
 def is_w1a1(m: nn.Module) -> bool:
-    """A binary conv whose MACs are BOPs: binary weights and binary activations."""
-    return is_binary_weight(m) and m.act_binarizer != 'none'
+    """A binary layer whose MACs are BOPs: binary weights and binary activations."""
+    return isinstance(m, BinaryLayerMixin) and m.is_w1a1
 
 
 def _own_tensors(m: nn.Module) -> Tuple[int, int]:
@@ -131,14 +132,15 @@ def _storage(m: nn.Module) -> Tuple[int, int, int]:
     if not is_binary_weight(m):
         return params, fp32_bits, fp32_bits
     weight = m.weight.numel()
-    alpha_stored = 0 if m.alpha is not None else m.out_channels  # 'xnor': its scale is stored, not a parameter
+    # a fixed-scale binarizer ('xnor'): its scale is stored in the packed file, not a parameter of the layer
+    alpha_stored = 0 if m.weight_quantizer.learnable_scale else m.weight.shape[0]
     return params, fp32_bits, weight + FLOAT_BITS * (floats - weight + alpha_stored)
 
 
 def _precision(m: nn.Module) -> Tuple[int, int]:
     """``(weight bits, activation bits)`` a layer computes with."""
     if isinstance(m, ReBNNConv):
-        return 1 if is_binary_weight(m) else 32, 1 if m.act_binarizer != 'none' else 32
+        return 1 if is_binary_weight(m) else 32, 1 if m.binary_activations else 32
     if isinstance(m, RSign):
         return 32, 1
     return 32, 32
@@ -294,3 +296,17 @@ def format_summary(summary: ModelSummary, layers: bool = True) -> str:
         f'OPs           {_fmt_count(summary.ops)} (BOPs/64 + FLOPs)',
     ]
     return '\n'.join(lines)
+
+
+def half_packed_bytes(model: nn.Module) -> float:
+    """Counted size of a ``--half`` packed file of ``model``: binary weights 1 bit (plus their float32 scale), the
+    real conv/linear weight matrices :func:`~.packed_file.half_candidates` stores in float16 16 bits, every other
+    value (alpha, thresholds, BN, biases, RPReLU) 32 bits."""
+    layers = binary_layers(model)
+    halved = half_candidates(model)
+    bits = sum(layer.weight.numel() + FLOAT_BITS * layer.weight.shape[0] for layer in layers.values())
+    skip = {n + '.weight' for n in layers} | {n + '.alpha' for n in layers}
+    for key, value in model.state_dict().items():
+        if key not in skip and value.is_floating_point():
+            bits += value.numel() * (16 if key in halved else FLOAT_BITS)
+    return bits / 8

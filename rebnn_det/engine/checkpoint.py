@@ -27,6 +27,7 @@ import torch
 from mmengine.runner.checkpoint import CheckpointLoader
 
 from ..checkpoint_formats import format_of
+from ..run_logs import last_checkpoint_named
 
 
 class CheckpointReadError(RuntimeError):
@@ -191,11 +192,9 @@ def latest_checkpoint(work_dir: str) -> Tuple[Optional[str], Optional[str]]:
     the newest complete ``epoch_N.pth`` / ``iter_N.pth`` of ``work_dir`` (latest modification, then highest N),
     with a note saying so. ``last_checkpoint`` naming a file that does not exist is a ``FileNotFoundError`` (it
     was moved or deleted: which state to continue from is the user's choice)."""
-    pointer = osp.join(work_dir, 'last_checkpoint')
-    why = f'it has no last_checkpoint file'
-    if osp.isfile(pointer):
-        with open(pointer) as f:
-            named = f.read().strip()
+    named = last_checkpoint_named(work_dir)
+    why = 'it has no last_checkpoint file'
+    if named is not None:
         if not named:
             why = 'its last_checkpoint file is empty'
         elif not osp.isfile(named):

@@ -22,7 +22,7 @@ import torch
 from torch import Tensor
 
 from ..caller_warning import warn_at_caller
-from ..ops import ReBNNConv, hard_sign, per_channel, scale_signs
+from ..ops import BinaryLayerMixin, hard_sign, per_channel, scale_signs, sign_bit
 
 GAMMA_GRID = (2e-4, 1e-4, 5e-5, 1e-5)  # the authors' constant-gamma grid
 
@@ -79,19 +79,19 @@ class ReBNNRegularizer:
     ``report`` is told. :attr:`num_steps` counts completed steps, :attr:`num_skipped` skipped ones.
     """
 
-    def __init__(self, layers: Sequence[Tuple[str, ReBNNConv]], gamma: Union[str, float] = 'adaptive',
+    def __init__(self, layers: Sequence[Tuple[str, BinaryLayerMixin]], gamma: Union[str, float] = 'adaptive',
                  start_iter: int = 0, warmup_iters: int = 0, grad_scale: Optional[Callable[[], float]] = None,
                  distributed_mean: Optional[Callable[[Tensor], None]] = None,
                  report: Optional[Callable[[str], None]] = None):
         self.gamma, self.start_iter, self.warmup_iters = check_rule_settings(gamma, start_iter, warmup_iters)
-        self.layers: Dict[str, ReBNNConv] = {}
+        self.layers: Dict[str, BinaryLayerMixin] = {}
         for name, layer in layers:
-            if layer.weight_binarizer == 'none':
-                raise ValueError(f"layer {name!r} has real weights (weight_binarizer='none')")
+            if not layer.binary_weights:
+                raise ValueError(f"layer {name!r} has real weights (weight_binarizer={layer.weight_binarizer!r})")
             self.layers[name] = layer
         if not self.layers:
-            raise ValueError('no binary-weight ReBNNConv layer to regularize')
-        self.rebnn_layers = [n for n, m in self.layers.items() if m.weight_binarizer == 'rebnn']
+            raise ValueError('no binary-weight layer to regularize')
+        self.rebnn_layers = [n for n, m in self.layers.items() if m.weight_quantizer.learnable_scale]
         if self.gamma != 0 and not self.rebnn_layers:
             raise ValueError("gamma != 0 needs layers with weight_binarizer='rebnn' (a learnable alpha); "
                              'use gamma=0 for oscillation statistics only')
@@ -107,7 +107,7 @@ class ReBNNRegularizer:
             self.state[name] = dict(
                 gamma=torch.full((w.shape[0], ), init_gamma, dtype=torch.float32, device=w.device),
                 grad_absmax=torch.zeros(w.shape[0], dtype=torch.float32, device=w.device),
-                prev_sign=w >= 0,
+                prev_sign=~sign_bit(w),  # True where sign(w) = +1
                 flip_count=torch.zeros_like(w, dtype=torch.int16))
         self.window_steps = 0
         self.window_gamma_sum = 0.0
@@ -214,7 +214,7 @@ class ReBNNRegularizer:
             flips, gammas, losses = [], [], []
             for name, layer in self.layers.items():
                 st = self.state[name]
-                sign = layer.weight.detach() >= 0
+                sign = ~sign_bit(layer.weight.detach())
                 flipped = sign != st['prev_sign']
                 if self.gamma == 'adaptive' and name in self.rebnn_layers:
                     st['gamma'] = flipped.flatten(1).float().mean(1) * st['grad_absmax']

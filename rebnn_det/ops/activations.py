@@ -1,4 +1,6 @@
 """Learnable activation pieces of the ReActNet block used by ReBNN: RSign and RPReLU."""
+from typing import Optional
+
 import torch
 from torch import Tensor, nn
 
@@ -12,9 +14,11 @@ class RSign(nn.Module):
     ``dL/dthreshold_c = -sum dL/dy * ApproxSign'(x - threshold)`` (over the batch and positions of channel c).
     """
 
-    def __init__(self, channels: int):
+    def __init__(self, channels: int, ndim: Optional[int] = None):
         super().__init__()
-        self.threshold = nn.Parameter(torch.zeros(1, channels, 1, 1))
+        # the input's number of dimensions: 4 for a conv's (N, C, H, W) input (the default), 2 for (N, C) features
+        ndim = 4 if ndim is None else ndim
+        self.threshold = nn.Parameter(torch.zeros(1, channels, *([1] * (ndim - 2))))
 
     def forward(self, x: Tensor) -> Tensor:
         return approx_sign(x - self.threshold)

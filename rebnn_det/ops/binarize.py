@@ -1,14 +1,18 @@
 """Binarizers of ReBNN (Xu et al., AAAI 2023, arXiv 2302.00956) and the BNNs it builds on.
 
-One small function per binarizer; the forward and the gradient each one defines are in its docstring.
+One small function per rule (sign, the STE, alpha * sign(w)), and one small object per binarizer choice, like
+larq's quantizers: :class:`WeightBinarizer` (``'rebnn'``, ``'xnor'``, ``'none'``) and :class:`ActBinarizer`
+(``'rsign'``, ``'approxsign'``, ``'none'``) each answer "how many bits, is the scale learnable, what are the
+factors (signs, scale)" -- the one definition of "binary" that training, the ReBNN rule, the packed format, the
+deploy kernels and the model summary all ask. Their forward and gradient are in the docstrings.
 Convention used everywhere: ``sign(0) = +1``, so a binarized tensor holds exactly ``{-1, +1}`` (or ``{-a, +a}``).
 Nothing here imports mmdet or mmengine.
 """
+from dataclasses import dataclass
+from typing import Optional, Tuple
+
 import torch
 from torch import Tensor
-
-WEIGHT_BINARIZERS = ('rebnn', 'xnor', 'none')
-ACT_BINARIZERS = ('rsign', 'approxsign', 'none')
 
 
 def sign_bit(x: Tensor) -> Tensor:
@@ -22,18 +26,29 @@ def hard_sign(x: Tensor) -> Tensor:
     return torch.where(sign_bit(x), -torch.ones_like(x), torch.ones_like(x))
 
 
-class _ApproxSign(torch.autograd.Function):
+class _Sign(torch.autograd.Function):
+    """``sign(x)`` forward; backward ``grad_out * surrogate(x)``: the one sign of training, with its pseudo-gradient
+    given by the binarizer (ApproxSign for activations, the clipped STE for weights)."""
 
     @staticmethod
-    def forward(ctx, x):
+    def forward(ctx, x, surrogate):
         ctx.save_for_backward(x)
+        ctx.surrogate = surrogate
         return hard_sign(x)
 
     @staticmethod
     def backward(ctx, grad_out):
         x, = ctx.saved_tensors
-        # d sign(x)/dx ~ 2 - 2|x| on [-1, 1), 0 elsewhere (Bi-Real Net's ApproxSign).
-        return grad_out * (2 - 2 * x.abs()).clamp_(min=0)
+        return grad_out * ctx.surrogate(x).to(grad_out.dtype), None
+
+
+def _approx_sign_grad(x: Tensor) -> Tensor:
+    # d sign(x)/dx ~ 2 - 2|x| on [-1, 1), 0 elsewhere (Bi-Real Net's ApproxSign).
+    return (2 - 2 * x.abs()).clamp_(min=0)
+
+
+def _clipped_ste_grad(w: Tensor) -> Tensor:
+    return w.abs() <= 1
 
 
 def approx_sign(x: Tensor) -> Tensor:
@@ -41,25 +56,12 @@ def approx_sign(x: Tensor) -> Tensor:
 
     ``dsign/dx = 2 + 2x`` for ``-1 <= x < 0``, ``2 - 2x`` for ``0 <= x < 1``, ``0`` otherwise.
     """
-    return _ApproxSign.apply(x)
-
-
-class _SignSTE(torch.autograd.Function):
-
-    @staticmethod
-    def forward(ctx, w):
-        ctx.save_for_backward(w)
-        return hard_sign(w)
-
-    @staticmethod
-    def backward(ctx, grad_out):
-        w, = ctx.saved_tensors
-        return grad_out * (w.abs() <= 1).to(grad_out.dtype)
+    return _Sign.apply(x, _approx_sign_grad)
 
 
 def sign_ste(w: Tensor) -> Tensor:
     """Clipped straight-through sign: forward ``b = sign(w)``; backward ``db/dw = 1{|w| <= 1}``."""
-    return _SignSTE.apply(w)
+    return _Sign.apply(w, _clipped_ste_grad)
 
 
 def per_channel(scale: Tensor, like: Tensor) -> Tensor:
@@ -81,16 +83,81 @@ def scale_signs(signs: Tensor, alpha: Tensor) -> Tensor:
     return per_channel(alpha, signs) * signs
 
 
-def weight_factors(w: Tensor, binarizer: str, alpha=None):
-    """The binary weight ``w_hat = alpha * b`` as its two factors ``(b, alpha)``: ``b = sign_ste(w)`` (clipped STE
-    gradient) and the per-output-channel scale (``alpha`` for 'rebnn', the channel mean ``|w|`` for 'xnor', a
-    constant in backward). ``scale_signs(*weight_factors(...))`` is ``w_hat``; an eval-mode conv applies the scale
-    to the ``{-1, +1}`` conv's exact integer output instead (one rounding, what the packed kernels compute)."""
-    if binarizer == 'rebnn':
-        return sign_ste(w), alpha
-    if binarizer == 'xnor':
-        return sign_ste(w), channel_mean_abs(w)
-    raise ValueError(f'weight binarizer {binarizer!r} has no (signs, scale) factors')
+@dataclass(frozen=True)
+class Binarizer:
+    """A binarizer choice: the config string ``name`` and its precision (``bits``: 1 binary, 32 real)."""
+    name: str
+    bits: int
+
+    @property
+    def binary(self) -> bool:
+        return self.bits == 1
+
+
+@dataclass(frozen=True)
+class WeightBinarizer(Binarizer):
+    """A weight binarizer: ``w_hat = scale * sign(w)`` for 1 bit, the real weight (``'none'``) for 32.
+
+    ``learnable_scale``: the scale is the layer's ``alpha`` parameter (``'rebnn'``, Eq. 1) rather than the
+    channel mean ``|w|`` recomputed every forward (``'xnor'``). :meth:`factors` and :meth:`scale` give them.
+    """
+    learnable_scale: bool = False
+
+    def factors(self, w: Tensor, alpha: Optional[Tensor] = None) -> Tuple[Tensor, Tensor]:
+        """``(b, scale)`` with ``w_hat = scale_signs(b, scale)``: ``b = sign_ste(w)`` (clipped STE gradient),
+        ``scale`` = ``alpha`` (gradient ``dL/dalpha_i = sum_j dL/dw_hat_ij b_ij``) or the channel mean ``|w|``
+        (a constant in backward). ``ValueError`` for a real weight."""
+        return sign_ste(w), self.scale(w, alpha)
+
+    def scale(self, w: Tensor, alpha: Optional[Tensor] = None) -> Tensor:
+        """The per-output-channel scale of ``w_hat`` (``alpha`` itself for a learnable scale)."""
+        if not self.binary:
+            raise ValueError(f'weight binarizer {self.name!r} has no (signs, scale) factors')
+        if self.learnable_scale:
+            if alpha is None:
+                raise ValueError(f'weight binarizer {self.name!r} needs the learnable alpha')
+            return alpha
+        return channel_mean_abs(w)
+
+    def __call__(self, w: Tensor, alpha: Optional[Tensor] = None) -> Tensor:
+        """``w_hat``: ``scale * sign(w)`` for a binary weight, ``w`` itself for a real one."""
+        return scale_signs(*self.factors(w, alpha)) if self.binary else w
+
+
+@dataclass(frozen=True)
+class ActBinarizer(Binarizer):
+    """An activation binarizer: ``sign(x - beta)`` forward with the ApproxSign gradient for 1 bit, the real input
+    (``'none'``) for 32. ``learnable_threshold``: ``beta`` is a learnable parameter per channel (RSign), else 0."""
+    learnable_threshold: bool = False
+
+
+_WEIGHT_BINARIZERS = (WeightBinarizer('rebnn', 1, True), WeightBinarizer('xnor', 1, False),
+                      WeightBinarizer('none', 32, False))
+_ACT_BINARIZERS = (ActBinarizer('rsign', 1, True), ActBinarizer('approxsign', 1, False), ActBinarizer('none', 32, False))
+WEIGHT_BINARIZERS = tuple(b.name for b in _WEIGHT_BINARIZERS)  # the config strings
+ACT_BINARIZERS = tuple(b.name for b in _ACT_BINARIZERS)
+
+
+def binary_weight_choices() -> Tuple[str, ...]:
+    """The config strings of the weight binarizers with 1-bit weights."""
+    return tuple(b.name for b in _WEIGHT_BINARIZERS if b.binary)
+
+
+def binary_act_choices() -> Tuple[str, ...]:
+    """The config strings of the activation binarizers with 1-bit activations."""
+    return tuple(b.name for b in _ACT_BINARIZERS if b.binary)
+
+
+def weight_binarizer(name: str) -> WeightBinarizer:
+    """The weight binarizer a config string names (``ValueError`` naming the allowed values otherwise)."""
+    check_choice('weight_binarizer', name, WEIGHT_BINARIZERS)
+    return _WEIGHT_BINARIZERS[WEIGHT_BINARIZERS.index(name)]
+
+
+def act_binarizer(name: str) -> ActBinarizer:
+    """The activation binarizer a config string names (``ValueError`` naming the allowed values otherwise)."""
+    check_choice('act_binarizer', name, ACT_BINARIZERS)
+    return _ACT_BINARIZERS[ACT_BINARIZERS.index(name)]
 
 
 def binarize_weight_rebnn(w: Tensor, alpha: Tensor) -> Tensor:
@@ -99,7 +166,7 @@ def binarize_weight_rebnn(w: Tensor, alpha: Tensor) -> Tensor:
     Gradients (Eq. 3 without the reconstruction term, which :class:`ReBNNHook` adds):
     ``dL/dw_ij = alpha_i * dL/dw_hat_ij * 1{|w_ij| <= 1}`` and ``dL/dalpha_i = sum_j dL/dw_hat_ij * b_ij``.
     """
-    return scale_signs(*weight_factors(w, 'rebnn', alpha))
+    return weight_binarizer('rebnn')(w, alpha)
 
 
 def binarize_weight_xnor(w: Tensor) -> Tensor:
@@ -108,7 +175,7 @@ def binarize_weight_xnor(w: Tensor) -> Tensor:
     The scale is recomputed every forward and treated as a constant in backward:
     ``dL/dw_ij = mean|w_i| * dL/dw_hat_ij * 1{|w_ij| <= 1}``.
     """
-    return scale_signs(*weight_factors(w, 'xnor'))
+    return weight_binarizer('xnor')(w)
 
 
 PAD_VALUES = (0.0, 1.0, -1.0)  # padding constants of a binary conv's input: 0 (nn.Conv2d's), or a +-1 value

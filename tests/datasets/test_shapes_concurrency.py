@@ -85,7 +85,6 @@ def test_truncated_json_is_regenerated(tmp_path, reference, capsys):
     ann = ensure_shapes_split(root, 'train', **SETTINGS)
     data = open(ann, 'rb').read()
     open(ann, 'wb').write(data[:len(data) // 2])  # e.g. a writer killed under the old in-place rewrite
-    open(osp.join(root, 'annotations', 'instances_train.json.tmp'), 'w').write('{"half')  # old-style leftover
     open(osp.join(root, 'annotations', '.instances_train.json.x1y2.tmp'), 'w').write('{"half')  # killed writer
     capsys.readouterr()
     assert ensure_shapes_split(root, 'train', **SETTINGS) == ann

@@ -186,7 +186,7 @@ def test_config_weights_mismatch(tiny_trained_detector, packed):
                                               r'Conv2d in the config'):
         load_packed(packed, cfg=real_stage)
     w32 = copy.deepcopy(tiny_trained_detector.cfg)
-    w32.model.neck.weight_binarizer = 'none'
+    w32.model.neck.binary_cfg = dict(weight_binarizer='none')
     with pytest.raises(PackedFileError, match=r"binary in the file but a ReBNNConv with weight_binarizer='none'"):
         load_packed(packed, cfg=w32)
     classes = copy.deepcopy(tiny_trained_detector.cfg)

@@ -13,7 +13,7 @@ from torch import nn
 
 import rebnn_det
 from rebnn_det.deploy import kernels
-from rebnn_det.deploy.packed_conv import PackedBinaryConv, _pair
+from rebnn_det.deploy.packed_conv import PackedBinaryConv
 from rebnn_det.deploy.packing import (pack_conv_weight, pack_signs_last, unpack_conv_weight, unpack_signs_last)
 from rebnn_det.ops import ReBNNConv
 
@@ -96,7 +96,7 @@ def test_counts_for_geometry_the_native_kernels_hand_on(isa, dilation, groups, p
     x, _, w = case(c_in=6, c_out=4)
     wg = w[:, :6 // groups]
     weight = kernels.prepare_weight(pack_conv_weight(wg), 6 // groups)
-    ph, pw = kernels._pair(padding)
+    ph, pw = kernels.pair(padding)
     xs = signs(x)
     if pad_value:
         xs, ph, pw = F.pad(xs, (pw, pw, ph, ph), value=pad_value), 0, 0
@@ -209,7 +209,7 @@ def test_packed_conv_defaults_geometry_and_repr():
     assert grouped.isa == 'reference'
     assert grouped.extra_repr() == '6, 4, kernel_size=(3, 3), stride=(2, 2), padding=(1, 1), dilation=(2, 2), ' \
                                    'groups=2, pad_value=-1.0, threshold=True'
-    assert _pair(3) == (3, 3) and _pair((1, 2)) == (1, 2) and kernels._pair((1, 2)) == (1, 2)
+    assert kernels.pair(3) == (3, 3) and kernels.pair((1, 2)) == (1, 2) and kernels.pair([2, 1]) == (2, 1)
     with pytest.raises(ValueError, match=r'^scale has 3 values for 4 output channels$'):
         PackedBinaryConv(weight.packed, 6, torch.ones(3))
     bn = nn.BatchNorm2d(4).eval()
@@ -228,8 +228,9 @@ def test_packed_conv_forward_adds_residual_and_rprelu():
 
 
 def test_from_conv_rejects_real_layers_naming_them_and_keeps_the_isa():
-    with pytest.raises(ValueError, match=r"^only a ReBNNConv with weight_binarizer in \('rebnn', 'xnor'\) and "
-                       r"act_binarizer in \('rsign', 'approxsign'\) runs on the XNOR-popcount kernels; got "
+    with pytest.raises(ValueError, match=r"^only a ReBNNConv with binary weights \(weight_binarizer in \('rebnn', "
+                       r"'xnor'\)\) and binary activations \(act_binarizer in \('rsign', 'approxsign'\)\) runs on "
+                       r"the XNOR-popcount kernels; got "
                        r"ReBNNConv\(weight_binarizer='none', act_binarizer='rsign'\)$"):
         PackedBinaryConv.from_conv(ReBNNConv(2, 2, 1, weight_binarizer='none'))
     with pytest.raises(ValueError, match=r"got Conv2d\(weight_binarizer=None, act_binarizer=None\)$"):

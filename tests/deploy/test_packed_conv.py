@@ -91,5 +91,6 @@ def test_packed_weight_is_32x_smaller_and_rejects_real_layers():
     assert conv.weight.numel() * conv.weight.element_size() == 32 * packed_bytes  # 1 bit per weight (128 = 2 words)
     assert packed.packed_weight.shape == (64, 3, 3, 2)
     for kwargs in (dict(act_binarizer='none'), dict(weight_binarizer='none')):
-        with pytest.raises(ValueError, match=r"only a ReBNNConv with weight_binarizer in \('rebnn', 'xnor'\)"):
+        with pytest.raises(ValueError, match=r"only a ReBNNConv with binary weights \(weight_binarizer in \('rebnn', "
+                                             r"'xnor'\)\)"):
             PackedBinaryConv.from_conv(ReBNNConv(8, 8, 3, **kwargs))

@@ -119,3 +119,12 @@ def test_model_summary_tool_prints_totals():
     assert proc.returncode == 0, proc.stderr[-2000:]
     for key in ('fp32 size', 'packed size', 'compression', 'BOPs', 'FLOPs', 'OPs', 'input 1x3x64x64'):
         assert key in proc.stdout
+
+
+def test_half_packed_bytes_counts_each_kind_of_value():
+    from torch import nn
+    from rebnn_det.deploy.summary import half_packed_bytes
+    from rebnn_det.ops import ReBNNConv
+    model = nn.Sequential(ReBNNConv(64, 8, 3), nn.Conv2d(8, 4, 1))
+    # signs 64*8*9 bits + alpha 8*32 + RSign threshold 64*32 + real 1x1 weight 32*16 + its bias 4*32
+    assert half_packed_bytes(model) == (64 * 8 * 9 + 8 * 32 + 64 * 32 + 32 * 16 + 4 * 32) / 8

@@ -187,7 +187,7 @@ def test_settings_and_errors_reach_the_user():
     assert (hook.gamma, hook.start_iter, hook.warmup_iters) == (1e-4, 3, 2)
     default = ReBNNHook()
     assert (default.gamma, default.start_iter, default.warmup_iters) == ('adaptive', 0, 0)
-    with pytest.raises(RuntimeError, match=r'^ReBNNHook found no binary-weight ReBNNConv in the model '
+    with pytest.raises(RuntimeError, match=r'^ReBNNHook found no binary-weight layer in the model '
                        r'\(weight_binarizer "rebnn" or "xnor"\); use a binary backbone/neck \(e.g. ReBNNResNet, '
                        r'BinaryFPN\) or remove ReBNNHook from custom_hooks$'):
         ReBNNHook().before_train(fake_runner(nn.Sequential(nn.Conv2d(1, 1, 1))))

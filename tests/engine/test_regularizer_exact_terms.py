@@ -197,7 +197,7 @@ def test_state_dict_round_trip_window_fields_and_defaults():
 
 def test_error_messages_in_full():
     xnor = ReBNNConv(1, 1, 1, weight_binarizer='xnor')
-    with pytest.raises(ValueError, match=r'^no binary-weight ReBNNConv layer to regularize$'):
+    with pytest.raises(ValueError, match=r'^no binary-weight layer to regularize$'):
         ReBNNRegularizer([], 0)
     with pytest.raises(ValueError, match=r"^gamma != 0 needs layers with weight_binarizer='rebnn' \(a learnable "
                        r"alpha\); use gamma=0 for oscillation statistics only$"):

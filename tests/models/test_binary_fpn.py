@@ -58,3 +58,18 @@ def test_bad_arguments():
     neck = BinaryFPN(IN, 16, 4)
     with pytest.raises(ValueError, match=r'built for in_channels \[8, 16, 32, 64\] but got .* \[8, 16, 32, 32\]'):
         neck([torch.randn(1, c, 8, 8) for c in (8, 16, 32, 32)])
+
+
+def test_binary_cfg_is_the_block_style_and_flat_arguments_still_read():
+    import pytest
+    neck = BinaryFPN([8, 16], 8, 2, binary_cfg=dict(weight_binarizer='xnor', pad_value=1, shortcut=False))
+    block = neck.lateral_convs[0]
+    assert block.conv.weight_binarizer == 'xnor' and block.conv.pad_value == 1.0 and not block.has_shortcut
+    with pytest.warns(DeprecationWarning, match=r'BinaryFPN: weight_binarizer=, binary_norm_cfg= are read as '
+                                                r'binary_cfg=dict\(weight_binarizer=\.\.\., norm_cfg=\.\.\.\)'):
+        old = BinaryFPN([8, 16], 8, 2, weight_binarizer='none', binary_norm_cfg=dict(type='BN', eps=1e-3))
+    assert old.lateral_convs[0].conv.weight_binarizer == 'none' and old.lateral_convs[0].bn.eps == 1e-3
+    with pytest.raises(ValueError, match=r"unknown binary_cfg key\(s\) \['binarizer'\]"):
+        BinaryFPN([8, 16], 8, 2, binary_cfg=dict(binarizer='xnor'))
+    with pytest.raises(ValueError, match='BinaryFPN: pad_value is given twice'):
+        BinaryFPN([8, 16], 8, 2, binary_cfg=dict(pad_value=1), pad_value=-1)

@@ -56,3 +56,47 @@ def test_channel_mean_abs_per_output_channel():
 def test_check_choice_names_allowed_values():
     with pytest.raises(ValueError, match="unknown weight_binarizer 'bnn'; allowed: 'rebnn', 'xnor'"):
         check_choice('weight_binarizer', 'bnn', ('rebnn', 'xnor'))
+
+
+def test_binarizer_objects_answer_bits_scale_and_factors():
+    from rebnn_det.ops import (act_binarizer, binary_act_choices, binary_weight_choices, weight_binarizer)
+    rebnn, xnor, real = weight_binarizer('rebnn'), weight_binarizer('xnor'), weight_binarizer('none')
+    assert (rebnn.bits, rebnn.learnable_scale, rebnn.binary) == (1, True, True)
+    assert (xnor.bits, xnor.learnable_scale, xnor.binary) == (1, False, True)
+    assert (real.bits, real.learnable_scale, real.binary) == (32, False, False)
+    assert binary_weight_choices() == ('rebnn', 'xnor') and binary_act_choices() == ('rsign', 'approxsign')
+    assert [(a.name, a.bits, a.learnable_threshold) for a in map(act_binarizer, ('rsign', 'approxsign', 'none'))] \
+        == [('rsign', 1, True), ('approxsign', 1, False), ('none', 32, False)]
+    w = torch.tensor([[0.5, -1.5, 0.0], [-0.2, -0.4, 0.3]])
+    alpha = torch.tensor([2.0, 3.0])
+    signs, scale = rebnn.factors(w, alpha)
+    assert signs.tolist() == [[1, -1, 1], [-1, -1, 1]] and scale is alpha
+    # xnor: mean |w| per output row: (0.5 + 1.5 + 0) / 3 and (0.2 + 0.4 + 0.3) / 3
+    assert torch.allclose(xnor.scale(w), torch.tensor([2.0 / 3, 0.3]))
+    assert rebnn(w, alpha).tolist() == [[2, -2, 2], [-3, -3, 3]]
+    assert torch.equal(real(w), w)
+    with pytest.raises(ValueError, match=r"^unknown weight_binarizer 'bnn'; allowed: 'rebnn', 'xnor', 'none'$"):
+        weight_binarizer('bnn')
+    with pytest.raises(ValueError, match=r"^unknown act_binarizer 'sign'; allowed: 'rsign', 'approxsign', 'none'$"):
+        act_binarizer('sign')
+
+
+@pytest.mark.parametrize('weight, act, binary_w, binary_a', [
+    ('rebnn', 'rsign', True, True), ('xnor', 'approxsign', True, True), ('none', 'rsign', False, True),
+    ('rebnn', 'none', True, False)])
+def test_layer_answers_what_it_is(weight, act, binary_w, binary_a):
+    from rebnn_det.ops import ReBNNConv
+    conv = ReBNNConv(3, 2, 3, weight_binarizer=weight, act_binarizer=act)
+    assert (conv.binary_weights, conv.binary_activations, conv.is_w1a1) == (binary_w, binary_a, binary_w and binary_a)
+    assert (conv.weight_binarizer, conv.act_binarizer) == (weight, act)
+    assert (conv.alpha is not None) == (weight == 'rebnn') and (conv.rsign is not None) == (act == 'rsign')
+    if not binary_w:
+        with pytest.raises(ValueError, match="has no \\(signs, scale\\) factors"):
+            conv.scale()
+        return
+    with torch.no_grad():
+        conv.weight.copy_(torch.arange(-27.0, 27.0).view(2, 3, 3, 3) / 10)
+        if conv.alpha is not None:
+            conv.alpha.copy_(torch.tensor([0.5, 7.0]))
+    expected = torch.tensor([0.5, 7.0]) if weight == 'rebnn' else conv.weight.abs().flatten(1).mean(1)
+    assert torch.equal(conv.scale(), expected) and not conv.scale().requires_grad

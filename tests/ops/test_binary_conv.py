@@ -186,12 +186,12 @@ def test_eval_output_is_alpha_times_sign_conv_bit_exactly(weight_binarizer, act_
 def test_eval_with_weight_hat_grad_tracking_convolves_with_w_hat():
     conv = ReBNNConv(4, 3, 3, padding=1).eval()
     conv.track_weight_hat_grad()
-    assert not conv.factored_forward()
+    assert not conv.scales_output()
     conv(torch.randn(1, 4, 5, 5)).sum().backward()
     assert conv.weight_hat_grad is not None and conv.weight_hat_grad.shape == conv.weight.shape
     conv.track_weight_hat_grad(False)
-    assert conv.factored_forward() and not conv.train().factored_forward()
-    assert not ReBNNConv(4, 3, 3, weight_binarizer='none').eval().factored_forward()
+    assert conv.scales_output() and not conv.train().scales_output()
+    assert not ReBNNConv(4, 3, 3, weight_binarizer='none').eval().scales_output()
 
 
 def test_validation_during_training_computes_what_test_and_deploy_compute():
@@ -207,6 +207,6 @@ def test_validation_during_training_computes_what_test_and_deploy_compute():
     tracked.track_weight_hat_grad()
     x = torch.randn(2, 16, 7, 7)
     with torch.no_grad():
-        assert tracked.factored_forward()
+        assert tracked.scales_output()
         assert torch.equal(tracked(x), plain(x))
-    assert not tracked.factored_forward()  # autograd on: the w_hat path, whose gradient hook the rule needs
+    assert not tracked.scales_output()  # autograd on: the w_hat path, whose gradient hook the rule needs

@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from rebnn_det.ops import RPReLU, RSign, ReBNNConv
-from rebnn_det.ops.binarize import weight_factors
+from rebnn_det.ops.binarize import weight_binarizer
 
 
 def test_rprelu_and_rsign_parameter_shapes_and_default_slope():
@@ -18,7 +18,9 @@ def test_rprelu_and_rsign_parameter_shapes_and_default_slope():
 
 def test_weight_factors_of_a_real_weight_is_an_error():
     with pytest.raises(ValueError, match=r"^weight binarizer 'none' has no \(signs, scale\) factors$"):
-        weight_factors(torch.ones(1, 1, 1, 1), 'none')
+        weight_binarizer('none').factors(torch.ones(1, 1, 1, 1))
+    with pytest.raises(ValueError, match=r"^weight binarizer 'rebnn' needs the learnable alpha$"):
+        weight_binarizer('rebnn').scale(torch.ones(1, 1, 1, 1))
 
 
 def test_constructor_errors_name_the_argument():

@@ -10,6 +10,8 @@ from mmengine.model import is_model_wrapper
 from mmengine.runner import EpochBasedTrainLoop
 from mmdet.registry import HOOKS
 
+from ...run_logs import last_checkpoint_named
+
 
 class NonFiniteTrainingError(RuntimeError):
     """Training produced a NaN/Inf loss or weights (the run diverged)."""
@@ -104,11 +106,8 @@ class NonFiniteGuardHook(Hook):
 
     @staticmethod
     def _last_checkpoint(runner) -> str:
-        path = osp.join(runner.work_dir, 'last_checkpoint')
-        if osp.isfile(path):
-            with open(path) as f:
-                return f'the last checkpoint written is {f.read().strip()}'
-        return 'no checkpoint was written by this run'
+        named = last_checkpoint_named(runner.work_dir)
+        return 'no checkpoint was written by this run' if named is None else f'the last checkpoint written is {named}'
 
     @staticmethod
     def _any_rank(*flags: bool) -> List[bool]:

@@ -7,7 +7,7 @@ from mmengine.hooks import Hook, LoggerHook
 from mmengine.model import is_model_wrapper
 from mmengine.optim import AmpOptimWrapper, OptimWrapperDict
 
-from ...ops import named_binary_convs
+from ...ops import binary_weight_layers
 from ..rebnn_regularizer import LayerStats, ReBNNRegularizer, check_rule_settings
 
 SUMMARY_KEYS = ('flip', 'gamma', 'loss_r')  # model-wide values, logged as train/rebnn_<key>
@@ -58,10 +58,10 @@ class ReBNNHook(Hook):
 
     def before_train(self, runner) -> None:
         model = runner.model.module if is_model_wrapper(runner.model) else runner.model
-        layers = [(n, m) for n, m in named_binary_convs(model) if m.weight_binarizer != 'none']
+        layers = binary_weight_layers(model)
         if not layers:
             raise RuntimeError(
-                'ReBNNHook found no binary-weight ReBNNConv in the model (weight_binarizer "rebnn" or "xnor"); '
+                'ReBNNHook found no binary-weight layer in the model (weight_binarizer "rebnn" or "xnor"); '
                 'use a binary backbone/neck (e.g. ReBNNResNet, BinaryFPN) or remove ReBNNHook from custom_hooks')
         optim_wrapper = runner.optim_wrapper
         if isinstance(optim_wrapper, OptimWrapperDict):

@@ -1,24 +1,12 @@
 """BinaryConvBlock: ``act(BN(ReBNNConv(x)) + shortcut(x))``, the binary replacement of a ConvModule."""
 from typing import Optional
 
-import torch.nn.functional as F
 from mmcv.cnn import ConvModule, build_norm_layer
 from mmdet.registry import MODELS
 from torch import Tensor, nn
 
 from ...ops import ReBNNConv
-
-
-def channel_shortcut(x: Tensor, out_channels: int) -> Tensor:
-    """Parameter-free channel adapter for shortcuts: repeat channels (``out = k * in``) or average groups of
-    ``k`` consecutive channels (``in = k * out``)."""
-    in_channels = x.shape[1]
-    if in_channels == out_channels:
-        return x
-    if out_channels % in_channels == 0:
-        return x.repeat(1, out_channels // in_channels, 1, 1)
-    n, _, h, w = x.shape
-    return x.view(n, out_channels, in_channels // out_channels, h, w).mean(2)
+from ...ops.shortcut import channel_shortcut, shortcut_fits, shortcut_pool
 
 
 class BinaryConvBlock(nn.Module):
@@ -45,8 +33,7 @@ class BinaryConvBlock(nn.Module):
                               bias=False, **conv_kwargs)
         self.bn = build_norm_layer(norm_cfg, out_channels)[1]
         self.out_channels = out_channels
-        ratio_ok = out_channels % in_channels == 0 or in_channels % out_channels == 0
-        self.has_shortcut = shortcut and ratio_ok
+        self.has_shortcut = shortcut and shortcut_fits(in_channels, out_channels)
         self.stride = stride
         if act_cfg is not None:
             act_cfg = dict(act_cfg)
@@ -69,9 +56,7 @@ class BinaryConvBlock(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         out = self.bn(self.conv(x))
         if self.has_shortcut:
-            if self.stride > 1:
-                x = F.avg_pool2d(x, self.stride, self.stride, ceil_mode=True, count_include_pad=False)
-            out = out + channel_shortcut(x, self.out_channels)
+            out = out + channel_shortcut(shortcut_pool(x, self.stride), self.out_channels)
         return out if self.act is None else self.act(out)
 
 

@@ -1,4 +1,3 @@
-from ..layers import BinaryConvBlock, channel_shortcut
 from .binary_fpn import BinaryFPN
 
-__all__ = ['BinaryConvBlock', 'BinaryFPN', 'channel_shortcut']
+__all__ = ['BinaryFPN']

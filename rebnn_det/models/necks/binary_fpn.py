@@ -1,5 +1,6 @@
 """BinaryFPN: mmdet's FPN with 1-bit lateral, output and extra convolutions."""
-from typing import Sequence, Tuple
+import warnings
+from typing import Optional, Sequence, Tuple
 
 from mmdet.models.necks import FPN
 from mmdet.registry import MODELS
@@ -7,7 +8,7 @@ from torch import Tensor
 
 from ...ops import reset_binary_alphas
 from ...ops.binarize import check_choice
-from ..layers import BinaryConvBlock
+from ..layers import BinaryConvBlock, check_block_cfg
 
 
 @MODELS.register_module()
@@ -17,24 +18,37 @@ class BinaryFPN(FPN):
     Args (beyond FPN's):
         binary_parts: which convolutions are binary: any of ``'lateral'`` (1x1 laterals), ``'fpn'`` (3x3 output
             convs) and ``'extra'`` (extra levels from ``add_extra_convs``); the others stay real ConvModules.
-        weight_binarizer / act_binarizer / pad_value: passed to every ReBNNConv.
-        binary_norm_cfg: norm layer after each binary conv (it restores the scale a binary conv loses).
-        shortcut: give each binary conv a parameter-free shortcut (see :class:`BinaryConvBlock`).
+        binary_cfg: arguments of every binary block, as for the binary heads: ``weight_binarizer``,
+            ``act_binarizer``, ``pad_value`` (of ReBNNConv), ``norm_cfg`` (the norm after each binary conv, which
+            restores the scale a binary conv loses; default BN), ``shortcut`` (a parameter-free shortcut, default
+            True), ``act_cfg`` (default none) -- see :class:`BinaryConvBlock`.
+
+    The flat ``weight_binarizer`` / ``act_binarizer`` / ``pad_value`` / ``binary_norm_cfg`` / ``shortcut``
+    arguments of earlier versions are still read (into ``binary_cfg``, with a ``DeprecationWarning``), so
+    configs and packed files written with them keep working.
     """
     PARTS = ('lateral', 'fpn', 'extra')
+    LEGACY_KEYS = dict(weight_binarizer='weight_binarizer', act_binarizer='act_binarizer', pad_value='pad_value',
+                       binary_norm_cfg='norm_cfg', shortcut='shortcut')
 
     def __init__(self, in_channels: Sequence[int], out_channels: int, num_outs: int,
-                 binary_parts: Sequence[str] = PARTS, weight_binarizer: str = 'rebnn',
-                 act_binarizer: str = 'rsign', pad_value: float = 0.0, binary_norm_cfg: dict = dict(type='BN'),
-                 shortcut: bool = True, **kwargs):
+                 binary_parts: Sequence[str] = PARTS, binary_cfg: Optional[dict] = None, **kwargs):
         if isinstance(binary_parts, str):
             binary_parts = (binary_parts, )
         for part in binary_parts:
             check_choice('BinaryFPN binary part', part, self.PARTS)
+        block_cfg = check_block_cfg(binary_cfg)
+        legacy = {key: kwargs.pop(key) for key in list(kwargs) if key in self.LEGACY_KEYS}
+        if legacy:
+            warnings.warn(f'BinaryFPN: {", ".join(f"{k}=" for k in legacy)} are read as binary_cfg=dict('
+                          f'{", ".join(f"{self.LEGACY_KEYS[k]}=..." for k in legacy)}); write them there',
+                          DeprecationWarning)
+            for key, value in legacy.items():
+                if self.LEGACY_KEYS[key] in block_cfg:
+                    raise ValueError(f'BinaryFPN: {key} is given twice (also in binary_cfg)')
+                block_cfg[self.LEGACY_KEYS[key]] = value
         super().__init__(list(in_channels), out_channels, num_outs, **kwargs)
         self.binary_parts = tuple(binary_parts)
-        block_cfg = dict(norm_cfg=binary_norm_cfg, shortcut=shortcut, weight_binarizer=weight_binarizer,
-                         act_binarizer=act_binarizer, pad_value=pad_value)
         if 'lateral' in binary_parts:
             for i, m in enumerate(self.lateral_convs):
                 self.lateral_convs[i] = BinaryConvBlock.like(m.conv, **block_cfg)
