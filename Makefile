@@ -3,14 +3,21 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 DEMO_DIR ?= work_dirs/demo_rebnn_shapes
 
-.PHONY: setup demo test bench mutation
+.PHONY: setup demo lint test bench mutation
+RUFF_VERSION ?= 0.8.6
 setup:
 	bash tools/setup_env.sh $(VENV)
 
 demo: setup
 	$(PY) tools/demo.py --work-dir $(DEMO_DIR)
 
-test: setup
+# ruff (pyflakes, pycodestyle, import order; settings in pyproject.toml), installed into the venv on first use
+lint: setup
+	@$(VENV)/bin/ruff --version 2>/dev/null | grep -qx 'ruff $(RUFF_VERSION)' \
+		|| $(VENV)/bin/pip install -q 'ruff==$(RUFF_VERSION)'
+	$(VENV)/bin/ruff check .
+
+test: setup lint
 	$(PY) -m pytest -q tests
 
 bench: setup

@@ -259,7 +259,8 @@ def format_tables(runs: List[dict]) -> str:
                 f'| {s["row"]} | {len(s["seeds"])} ({",".join(map(str, s["seeds"]))}) | {_fmt(*s["mAP"], ".3f")} | '
                 f'{_fmt(*s["mAP50"], ".3f")} | {_fmt(*s["late_flip"], ".2e")} | {_fmt(*s["late_osc"], ".2f", True)} | '
                 f'{_fmt_cmp(cmp["mAP"], ".3f") if "mAP" in cmp else na} | '
-                f'{_fmt_cmp(cmp["late_flip"], ".2e") if "late_flip" in cmp else na} | {_fmt(*s["late_gamma"], ".2e")} | '
+                f'{_fmt_cmp(cmp["late_flip"], ".2e") if "late_flip" in cmp else na} | '
+                f'{_fmt(*s["late_gamma"], ".2e")} | '
                 f'{"-" if s["step_s"] is None else format(s["step_s"], ".3f")} | {s["wall_min"]:.1f} |')
         lines.append('')
     lines.append('mean ± sample std (n-1) over the seeds; "beyond spread" = |Δ mean| > 2 × pooled std of the two '

@@ -33,6 +33,7 @@ sys.path.insert(0, ROOT)
 
 def _setup():
     from mmengine.registry import init_default_scope
+
     import rebnn_det  # noqa: F401  registers everything
     init_default_scope('mmdet')
 
@@ -120,6 +121,7 @@ def bench_detector(args):
     _setup()
     torch.set_num_threads(args.threads)
     import logging
+
     from mmengine.logging import MMLogger
     MMLogger.get_current_instance().setLevel(logging.WARNING)  # no per-parameter init report
     cfgs = {k: Config.fromfile(os.path.join(ROOT, 'configs', 'shapes', f'{name}_faster_rcnn_shapes.py'))

@@ -80,7 +80,7 @@ def main():
     no_hook = med['ReBNN R18-FPN, no hook']
     print(f'\nFaster R-CNN train step, batch {args.batch}, {args.size[0]}x{args.size[1]}, {args.device}, '
           f'torch {torch.__version__}, {torch.get_num_threads()} threads, median of {args.steps} steps')
-    print(f'| variant | median s/step | / real | / ReBNN no hook |\n|---|---|---|---|')
+    print('| variant | median s/step | / real | / ReBNN no hook |\n|---|---|---|---|')
     for n, m in med.items():
         print(f'| {n} | {m:.3f} | {m / ref:.3f} | {m / no_hook:.3f} |')
 

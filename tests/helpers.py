@@ -51,3 +51,25 @@ def clear_visualizers():
     from mmengine.visualization import Visualizer
     for cls in (Visualizer, *_subclasses(Visualizer)):
         cls._instance_dict.clear()
+
+
+def one_weight_runner(work_dir: str, epochs: int, **runner_kwargs):
+    """An mmengine Runner training ``loss = w * x`` (one weight, SGD lr 0.1, two samples per epoch): the smallest
+    real training run, for checkpoint and resume tests."""
+    from mmengine.model import BaseModel
+    from mmengine.runner import Runner
+
+    class OneWeight(BaseModel):
+        def __init__(self):
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.ones(1))
+
+        def forward(self, x, mode='loss'):
+            return dict(loss=(self.w * x).sum())
+    runner_kwargs.setdefault('experiment_name', f'one_weight_{abs(hash(work_dir))}')
+    return Runner(model=OneWeight(), work_dir=work_dir, default_scope='mmdet',
+                  train_dataloader=dict(dataset=[dict(x=torch.ones(1))] * 2, batch_size=1, num_workers=0,
+                                        sampler=dict(type='DefaultSampler', shuffle=False),
+                                        collate_fn=dict(type='default_collate')),
+                  optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.1)),
+                  train_cfg=dict(by_epoch=True, max_epochs=epochs), **runner_kwargs)

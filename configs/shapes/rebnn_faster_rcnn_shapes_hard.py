@@ -1,4 +1,4 @@
-# The harder embedded setting (issue 10): the demo (rebnn_faster_rcnn_shapes.py: ReBNN Faster R-CNN, adaptive
+# The harder embedded setting: the demo (rebnn_faster_rcnn_shapes.py: ReBNN Faster R-CNN, adaptive
 # gamma, same detector, schedule and image size) on a harder shapes set, generated into data/shapes_hard/:
 # 12 classes (the 6 default ones plus a look-alike of each: same texture, colour within ~20, related outline),
 # up to 8 objects per image, mostly small ones (50 % small / 40 % medium / 10 % large instead of 25/50/25),

@@ -15,8 +15,8 @@ from typing import List, Optional
 
 import torch
 from mmengine.config import Config, DictAction
-from mmengine.dist import get_rank
 from mmengine.device import is_cuda_available, is_mlu_available, is_musa_available, is_npu_available
+from mmengine.dist import get_rank
 
 from .data_check import check_data_paths
 

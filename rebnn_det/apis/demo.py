@@ -12,6 +12,7 @@ from ..run_logs import last_checkpoint_named
 from .cli import build_runner
 from .oscillation_plot import plot_oscillation
 
+
 def run_demo(config: str, work_dir: str, cfg_options: Optional[dict] = None) -> dict:
     """Train ``config`` + evaluate + plot; returns the metrics and the paths of checkpoint, log, scalars, plot."""
     if not osp.isfile(config):

@@ -131,9 +131,11 @@ def ensure_shapes_split(data_root: str, split: str, *settings, **fields) -> str:
         reason = _why_regenerate(data_root, ann, wanted)  # another process may have generated it meanwhile
         if reason is not None:
             other_settings = reason.startswith(_OTHER_SETTINGS) and f"'version': {VERSION}," in reason
-            refusal = (lambda: f'{ann}: the {split!r} split there was {reason}, and another process is reading '
-                       'it: regenerating it would change its images under that run. Give this dataset its own '
-                       'data_root (e.g. data/shapes_seed1/), or wait until the other run ends.')
+            def refusal() -> str:
+                return (f'{ann}: the {split!r} split there was {reason}, and another process is reading it: '
+                        'regenerating it would change its images under that run. Give this dataset its own '
+                        'data_root (e.g. data/shapes_seed1/), or wait until the other run ends.')
+
             with _no_other_readers(readers, refusal) if other_settings else contextlib.nullcontext():
                 print(f'[rebnn_det] {ann}: {reason}; generating it', flush=True)
                 _remove_stale_temporaries(data_root, split)

@@ -19,7 +19,7 @@ import numpy as np
 
 from ..fileio import atomic_write
 from .shapes_render import render_image
-from .shapes_settings import ShapesSettings, as_settings
+from .shapes_settings import as_settings
 
 
 def _annotation(obj: dict, ann_id: int, image_id: int) -> dict:

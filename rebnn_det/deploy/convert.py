@@ -21,15 +21,13 @@ NCHW-contiguous on leaving the neck (mmcv's RoIAlign ignores strides).
 from typing import Optional
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..ops import RPReLU
-from .packed_conv import PackedBinaryConv, is_deployable
-
-from ..models.layers.binary_conv_block import BinaryConvBlock
-from ..ops.shortcut import channel_shortcut, shortcut_pool
 from ..models.backbones.reactnet_block import ReActBasicBlock
+from ..models.layers.binary_conv_block import BinaryConvBlock
+from ..ops import RPReLU
+from ..ops.shortcut import channel_shortcut, shortcut_pool
+from .packed_conv import PackedBinaryConv, is_deployable
 
 _BatchNorm = nn.modules.batchnorm._BatchNorm
 

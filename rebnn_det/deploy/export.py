@@ -26,8 +26,8 @@ from .embedded_config import plain_data
 from .packed_file import (PackedFileError, is_packed_file, load_packed_state, pack_model, read_packed_file,
                           unpack_state_dict, write_packed_file)
 
-__all__ = ['export_binary', 'export_model', 'load_packed', 'load_packed_into', 'read_packed_checkpoint', 'is_packed_file',
-           'PackedFileError', 'build_detector']
+__all__ = ['export_binary', 'export_model', 'load_packed', 'load_packed_into', 'read_packed_checkpoint',
+           'is_packed_file', 'PackedFileError', 'build_detector']
 
 
 def _as_config(cfg):

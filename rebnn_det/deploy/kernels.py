@@ -231,8 +231,10 @@ def binary_conv2d(x: Tensor, threshold: Optional[Tensor], weight: KernelWeight, 
     """Binary conv of ``sign(x - threshold)`` with the packed weight, as float32 ``[N, C_out, H_o, W_o]``, each
     step rounded once: ``y = scale * count``, ``y = y + shift`` (the conv's bias), ``y = fma(y, bn[0], bn[1])``
     (a BatchNorm's :func:`bn_terms`), ``y = y + residual``, then ``RPReLU(y) = prelu(y - rprelu[0], rprelu[1]) +
-    rprelu[2]`` (each if given): bit-identical to the eval-mode simulated layers. ``residual`` may have ``C_out / k`` channels: channel ``o`` adds its channel
-    ``o mod (C_out / k)`` (a shortcut repeated along channels, without materializing the repeat). The native path returns a channels-last tensor (the next layer packs it fastest)."""
+    rprelu[2]`` (each if given): bit-identical to the eval-mode simulated layers. ``residual`` may have
+    ``C_out / k`` channels: channel ``o`` adds its channel ``o mod (C_out / k)`` (a shortcut repeated along channels,
+    without materializing the repeat). The native path returns a channels-last tensor (the next layer packs it
+    fastest)."""
     pad_value = check_pad_value(pad_value)
     path = _path_for(x, isa)
     if path == 'reference' or not native_supported(dilation, groups):

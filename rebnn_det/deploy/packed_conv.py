@@ -16,6 +16,7 @@ from ..ops import ReBNNConv, binary_act_choices, binary_weight_choices
 from .kernels import KernelWeight, binary_conv2d, binary_conv_counts, bn_terms, pair, prepare_weight
 from .packing import pack_conv_weight
 
+
 def is_deployable(conv: nn.Module) -> bool:
     """A ReBNNConv whose weights and activations are both binary (the kernels need both)."""
     return isinstance(conv, ReBNNConv) and conv.is_w1a1

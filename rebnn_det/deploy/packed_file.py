@@ -35,7 +35,6 @@ across a sign threshold downstream: predictions are close, not identical); a ful
 exported model exactly.
 Nothing here imports mmdet or mmengine.
 """
-import os
 import os.path as osp
 import pickle
 import zipfile

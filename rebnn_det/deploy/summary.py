@@ -26,7 +26,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import torch
 from torch import nn
 
-from ..ops import BinaryLayerMixin, RSign, ReBNNConv
+from ..ops import BinaryLayerMixin, ReBNNConv, RSign
 from .packed_file import binary_layers, half_candidates
 
 FLOAT_BITS = 32

@@ -80,7 +80,8 @@ def _statistics_method(owner, name: str):
     allowed object -- is refused."""
     from mmengine.logging import HistoryBuffer
     builtin = ('min', 'max', 'mean', 'current')  # registered by the first HistoryBuffer() of a process
-    if owner is HistoryBuffer and isinstance(name, str) and (name in builtin or name in HistoryBuffer._statistics_methods):
+    known = isinstance(name, str) and (name in builtin or name in HistoryBuffer._statistics_methods)
+    if owner is HistoryBuffer and known:
         return getattr(HistoryBuffer, name)
     raise pickle.UnpicklingError(f'getattr({owner!r}, {name!r}) is not allowed in a checkpoint (only the statistics '
                                  'methods of mmengine.logging.HistoryBuffer)')

@@ -147,7 +147,6 @@ class ReBNNRegularizer:
         return 1.0 if self.warmup_iters == 0 else min(1.0, (t + 1) / self.warmup_iters)
 
     # ---- the rule --------------------------------------------------------------------------------------------
-    # (torch.no_grad() is a block, not a decorator, in this class: mutmut does not mutate decorated functions)
     def _gather_weight_hat_grads(self) -> Dict[str, Tensor]:
         with torch.no_grad():
             grads = {n: self.layers[n].weight_hat_grad for n in self.rebnn_layers

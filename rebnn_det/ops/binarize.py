@@ -133,7 +133,8 @@ class ActBinarizer(Binarizer):
 
 _WEIGHT_BINARIZERS = (WeightBinarizer('rebnn', 1, True), WeightBinarizer('xnor', 1, False),
                       WeightBinarizer('none', 32, False))
-_ACT_BINARIZERS = (ActBinarizer('rsign', 1, True), ActBinarizer('approxsign', 1, False), ActBinarizer('none', 32, False))
+_ACT_BINARIZERS = (ActBinarizer('rsign', 1, True), ActBinarizer('approxsign', 1, False),
+                   ActBinarizer('none', 32, False))
 WEIGHT_BINARIZERS = tuple(b.name for b in _WEIGHT_BINARIZERS)  # the config strings
 ACT_BINARIZERS = tuple(b.name for b in _ACT_BINARIZERS)
 

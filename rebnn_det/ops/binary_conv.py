@@ -1,7 +1,6 @@
 """ReBNNConv: a 1-bit convolution (binary weights and binary activations), an ``nn.Conv2d`` subclass."""
 from typing import Iterator, Optional, Tuple
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 

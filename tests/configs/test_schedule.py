@@ -12,7 +12,7 @@ from mmengine.optim import build_optim_wrapper
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from rebnn_det.ops import RPReLU, ReBNNConv
+from rebnn_det.ops import ReBNNConv, RPReLU
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIGS = sorted(p for p in glob.glob(osp.join(ROOT, 'configs', '**', '*.py'), recursive=True)

@@ -1,4 +1,4 @@
-"""The embedded dataset under concurrent starts, truncated files and stale settings (issue 11, item 2)."""
+"""The embedded dataset under concurrent starts, truncated files and stale settings."""
 import json
 import os
 import os.path as osp

@@ -1,4 +1,4 @@
-"""The shapes generator's difficulty knobs (issue 10): defaults leave the original set byte-identical, each knob
+"""The shapes generator's difficulty knobs: defaults leave the original set byte-identical, each knob
 does what it says, bad values are refused naming what is allowed, and the hard configs match their data."""
 import glob
 import hashlib
@@ -10,8 +10,8 @@ import pytest
 from mmdet.registry import DATASETS
 from mmengine.config import Config
 
-from rebnn_det.datasets import (ALL_SHAPE_CLASSES, KNOB_DEFAULTS, LOOKALIKE_CLASSES, SHAPE_CLASSES,
-                                ensure_shapes_split, generate_shapes_split)
+from rebnn_det.datasets import (ALL_SHAPE_CLASSES, KNOB_DEFAULTS, LOOKALIKE_CLASSES, SHAPE_CLASSES, ensure_shapes_split,
+                                generate_shapes_split)
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 # sha256 over the annotation json bytes then every jpg (sorted) of two small splits, computed with the generator

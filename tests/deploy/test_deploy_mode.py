@@ -9,14 +9,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from rebnn_det.deploy import kernels
-from rebnn_det.deploy.convert import (FusedBinaryConvBlock, FusedReActBasicBlock, convert_to_deploy,
-                                      deploy_layers)
+from rebnn_det.deploy.convert import FusedBinaryConvBlock, FusedReActBasicBlock, convert_to_deploy, deploy_layers
 from rebnn_det.deploy.packed_conv import PackedBinaryConv, is_deployable
 from rebnn_det.models.backbones.rebnn_resnet import ReBNNResNet
 from rebnn_det.models.necks.binary_fpn import BinaryFPN
 from rebnn_det.ops import ReBNNConv, named_binary_convs
 from rebnn_det.ops.binarize import hard_sign
-
 
 ISAS = list(kernels.available_isas())  # the native paths this CPU runs, then 'reference'
 
@@ -46,7 +44,7 @@ class BackboneNeck(nn.Module):
         super().__init__()
         self.backbone = ReBNNResNet(depth=18, stem_channels=width, base_channels=width, **conv_cfg)
         self.neck = BinaryFPN([width, 2 * width, 4 * width, 8 * width], 24, num_outs=5, add_extra_convs='on_output',
-                              **conv_cfg)
+                              binary_cfg=conv_cfg)
 
     def forward(self, x):
         return self.neck(self.backbone(x))
@@ -200,6 +198,7 @@ def test_detector_deploy_same_detections_and_counts(tiny_trained_detector, isa):
 
 def test_deploy_hook_gives_the_same_map(tiny_trained_detector, tmp_path):
     from mmengine.runner import Runner
+
     from rebnn_det.deploy.deploy_hook import BinaryDeployHook  # noqa: F401  registers the hook
     metrics = {}
     for deploy in (False, True):

@@ -10,8 +10,8 @@ import pytest
 import torch
 from mmengine.config import Config
 
-from rebnn_det.deploy import (PackedFileError, build_detector, export_binary, export_model, is_packed_file,
-                              load_packed, read_packed_checkpoint)
+from rebnn_det.deploy import (PackedFileError, build_detector, export_binary, export_model, is_packed_file, load_packed,
+                              read_packed_checkpoint)
 from rebnn_det.deploy.packed_file import FORMAT, read_packed_file
 from rebnn_det.ops import named_binary_convs
 

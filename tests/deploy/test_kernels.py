@@ -179,7 +179,8 @@ def test_bad_isa_and_pad_value_are_clear_errors(monkeypatch):
         kernels.kernel_isa()
     monkeypatch.delenv(kernels.ISA_ENV)
     kw = kernels.prepare_weight(pack_conv_weight(torch.randn(4, 3, 3, 3)), 3)
-    with pytest.raises(ValueError, match=r'pad_value must be one of 0, \+1, -1 \(the padding constants the binary conv and its kernels support\), got 0.5'):
+    with pytest.raises(ValueError, match=r'pad_value must be one of 0, \+1, -1 \(the padding constants the binary '
+                                         r'conv and its kernels support\), got 0.5'):
         kernels.binary_conv_counts(torch.randn(1, 3, 4, 4), None, kw, 1, 1, 0.5)
     with pytest.raises(RuntimeError, match='threshold has 5 elements, input has 3 channels'):
         kernels.binary_conv_counts(torch.randn(1, 3, 4, 4), torch.zeros(5), kw, 1, 1, 0.0, isa='portable')

@@ -14,7 +14,7 @@ from torch import nn
 import rebnn_det
 from rebnn_det.deploy import kernels
 from rebnn_det.deploy.packed_conv import PackedBinaryConv
-from rebnn_det.deploy.packing import (pack_conv_weight, pack_signs_last, unpack_conv_weight, unpack_signs_last)
+from rebnn_det.deploy.packing import pack_conv_weight, pack_signs_last, unpack_conv_weight, unpack_signs_last
 from rebnn_det.ops import ReBNNConv
 
 

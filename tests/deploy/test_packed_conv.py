@@ -75,7 +75,8 @@ def test_fuse_bn_bit_identical_to_conv_then_bn(isa, affine):
                 bn.bias.uniform_(-1, 1)
         packed = PackedBinaryConv.from_conv(conv, isa=isa)
         packed.fuse_bn(bn)
-        for x in (torch.randn(2, 20, 6, 7) * 4, torch.randn(1, 20, 11, 5).contiguous(memory_format=torch.channels_last)):
+        for x in (torch.randn(2, 20, 6, 7) * 4,
+                  torch.randn(1, 20, 11, 5).contiguous(memory_format=torch.channels_last)):
             with torch.no_grad():
                 assert torch.equal(packed(x), bn(conv(x)))
         with pytest.raises(ValueError, match='already has a BatchNorm'):

@@ -123,6 +123,7 @@ def test_model_summary_tool_prints_totals():
 
 def test_half_packed_bytes_counts_each_kind_of_value():
     from torch import nn
+
     from rebnn_det.deploy.summary import half_packed_bytes
     from rebnn_det.ops import ReBNNConv
     model = nn.Sequential(ReBNNConv(64, 8, 3), nn.Conv2d(8, 4, 1))

@@ -7,11 +7,10 @@ import numpy as np
 import pytest
 import torch
 from mmengine.config import Config
-from mmengine.model import BaseModel
-from mmengine.runner import Runner
 from mmengine.runner.checkpoint import CheckpointLoader
 
 from rebnn_det.engine import CheckpointReadError
+from tests.helpers import one_weight_runner
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
@@ -57,23 +56,8 @@ def test_missing_file_or_directory_names_the_path(tmp_path):
         CheckpointLoader.load_checkpoint(str(tmp_path))
 
 
-class OneWeight(BaseModel):
-    def __init__(self):
-        super().__init__()
-        self.w = torch.nn.Parameter(torch.ones(1))
-
-    def forward(self, x, mode='loss'):
-        return dict(loss=(self.w * x).sum())
-
-
 def test_resume_from_a_truncated_checkpoint_names_the_file(tmp_path):
-    runner = Runner(
-        model=OneWeight(), work_dir=str(tmp_path), experiment_name=f'ckpt_{tmp_path.name}',
-        train_dataloader=dict(dataset=[dict(x=torch.ones(1))] * 2, batch_size=1, num_workers=0,
-                              sampler=dict(type='DefaultSampler', shuffle=False),
-                              collate_fn=dict(type='default_collate')),
-        optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.01)), train_cfg=dict(by_epoch=True, max_epochs=1),
-        default_scope='mmdet')
+    runner = one_weight_runner(str(tmp_path), epochs=1)
     runner.train()
     ckpt = tmp_path / 'epoch_1.pth'
     ckpt.write_bytes(ckpt.read_bytes()[:-100])
@@ -83,6 +67,7 @@ def test_resume_from_a_truncated_checkpoint_names_the_file(tmp_path):
 
 def test_packed_file_loads_as_the_checkpoint_it_describes(tmp_path):
     from mmdet.registry import MODELS
+
     from rebnn_det.deploy.export import export_model
     cfg = Config.fromfile(osp.join(ROOT, 'configs', 'shapes', 'rebnn_faster_rcnn_shapes.py'))
     cfg.model.backbone.update(base_channels=8, stem_channels=8)

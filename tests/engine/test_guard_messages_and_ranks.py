@@ -1,6 +1,5 @@
 """NonFiniteGuardHook, the checkpoint loader and ExactResumeHook, piece by piece on fake runners: tensor naming,
 the counters' start values, what another rank's flag says, the whole error texts."""
-import sys
 from types import SimpleNamespace
 
 import pytest

@@ -121,7 +121,7 @@ def test_load_from_without_resume_starts_a_fresh_history(tmp_path):
 
 def test_hook_without_binary_layers_is_a_clear_error(tmp_path):
     runner = make_runner(tmp_path, 1, binary=False)
-    with pytest.raises(RuntimeError, match='ReBNNHook found no binary-weight ReBNNConv'):
+    with pytest.raises(RuntimeError, match='ReBNNHook found no binary-weight layer'):
         runner.train()
 
 

@@ -1,6 +1,5 @@
 """The ReBNN rule on a bare torch optimizer: exact updates computed by hand in the test (plain SGD)."""
 import datetime
-import math
 import socket
 import time
 import warnings
@@ -276,7 +275,7 @@ def test_bad_configuration_errors():
     with pytest.raises(ValueError, match='use gamma=0 for oscillation statistics only'):
         ReBNNRegularizer([('x', xnor)], 'adaptive')
     assert ReBNNRegularizer([('x', xnor)], 0).rebnn_layers == []
-    with pytest.raises(ValueError, match='no binary-weight ReBNNConv'):
+    with pytest.raises(ValueError, match='no binary-weight layer'):
         ReBNNRegularizer([], 0)
     for kw, msg in ((dict(start_iter=-1), 'start_iter must be an integer >= 0, got -1'),
                     (dict(warmup_iters=2.5), 'warmup_iters must be an integer >= 0, got 2.5')):

@@ -12,27 +12,18 @@ import torch
 
 from rebnn_det.apis import with_training_safety_hooks
 from rebnn_det.engine import is_complete_checkpoint, latest_checkpoint, load_local_checkpoint
+from tests.helpers import one_weight_runner
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 TRAIN = textwrap.dedent('''
-    import os, signal, sys
-    import torch
+    import os, os.path as osp, signal, sys
     import rebnn_det
     from mmengine.fileio.backends import local_backend
-    from mmengine.model import BaseModel
-    from mmengine.runner import Runner
     from rebnn_det.engine.hooks import safe_checkpoint
+    from tests.helpers import one_weight_runner
 
     work_dir, hook, epochs, kill_at = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
-
-    class OneWeight(BaseModel):
-        def __init__(self):
-            super().__init__()
-            self.w = torch.nn.Parameter(torch.ones(1))
-
-        def forward(self, x, mode='loss'):
-            return dict(loss=(self.w * x).sum())
 
     def half_then_kill(write_half):
         """Write the first half of the checkpoint's bytes where the backend writes them, then SIGKILL."""
@@ -45,7 +36,6 @@ TRAIN = textwrap.dedent('''
             return original(*args)
         return put
 
-    import os.path as osp
     if hook == 'SafeCheckpointHook':
         original_atomic = safe_checkpoint.atomic_write
         def atomic(path, write, replace=True):
@@ -65,13 +55,8 @@ TRAIN = textwrap.dedent('''
         local_backend.LocalBackend.put = half_then_kill(write_half)
 
     resume = osp.isfile(osp.join(work_dir, 'last_checkpoint'))
-    runner = Runner(
-        model=OneWeight(), work_dir=work_dir, experiment_name='kill',
-        train_dataloader=dict(dataset=[dict(x=torch.ones(1))] * 2, batch_size=1, num_workers=0,
-                              sampler=dict(type='DefaultSampler', shuffle=False), collate_fn=dict(type='default_collate')),
-        optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.1)), train_cfg=dict(by_epoch=True, max_epochs=epochs),
-        default_hooks=dict(checkpoint=dict(type=hook, interval=1, max_keep_ckpts=1)),
-        resume=resume, default_scope='mmdet')
+    runner = one_weight_runner(work_dir, epochs, experiment_name='kill', resume=resume,
+                               default_hooks=dict(checkpoint=dict(type=hook, interval=1, max_keep_ckpts=1)))
     runner.train()
     print('finished', float(runner.model.w))
 ''')
@@ -115,16 +100,6 @@ def test_mmengine_checkpoint_hook_loses_both_files_when_killed_during_save(tmp_p
 
 
 def test_old_checkpoint_is_removed_only_after_the_new_one_is_written(tmp_path):
-    from mmengine.model import BaseModel
-    from mmengine.runner import Runner
-
-    class OneWeight(BaseModel):
-        def __init__(self):
-            super().__init__()
-            self.w = torch.nn.Parameter(torch.ones(1))
-
-        def forward(self, x, mode='loss'):
-            return dict(loss=(self.w * x).sum())
     events = []
     from rebnn_det.engine.hooks import safe_checkpoint
     original_put, original_remove = safe_checkpoint.AtomicLocalBackend.put, safe_checkpoint.AtomicLocalBackend.remove
@@ -139,13 +114,8 @@ def test_old_checkpoint_is_removed_only_after_the_new_one_is_written(tmp_path):
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(safe_checkpoint.AtomicLocalBackend, 'put', put)
         mp.setattr(safe_checkpoint.AtomicLocalBackend, 'remove', remove)
-        Runner(model=OneWeight(), work_dir=str(tmp_path), experiment_name=f'order_{tmp_path.name}',
-               train_dataloader=dict(dataset=[dict(x=torch.ones(1))] * 2, batch_size=1, num_workers=0,
-                                     sampler=dict(type='DefaultSampler', shuffle=False),
-                                     collate_fn=dict(type='default_collate')),
-               optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.1)), train_cfg=dict(by_epoch=True, max_epochs=3),
-               default_hooks=dict(checkpoint=dict(type='SafeCheckpointHook', interval=1, max_keep_ckpts=1)),
-               default_scope='mmdet').train()
+        one_weight_runner(str(tmp_path), 3, default_hooks=dict(
+            checkpoint=dict(type='SafeCheckpointHook', interval=1, max_keep_ckpts=1))).train()
     assert events == [('write', 'epoch_1.pth'), ('write', 'epoch_2.pth'), ('remove', 'epoch_1.pth'),
                       ('write', 'epoch_3.pth'), ('remove', 'epoch_2.pth')]
 

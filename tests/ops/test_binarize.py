@@ -59,7 +59,7 @@ def test_check_choice_names_allowed_values():
 
 
 def test_binarizer_objects_answer_bits_scale_and_factors():
-    from rebnn_det.ops import (act_binarizer, binary_act_choices, binary_weight_choices, weight_binarizer)
+    from rebnn_det.ops import act_binarizer, binary_act_choices, binary_weight_choices, weight_binarizer
     rebnn, xnor, real = weight_binarizer('rebnn'), weight_binarizer('xnor'), weight_binarizer('none')
     assert (rebnn.bits, rebnn.learnable_scale, rebnn.binary) == (1, True, True)
     assert (xnor.bits, xnor.learnable_scale, xnor.binary) == (1, False, True)
@@ -100,3 +100,20 @@ def test_layer_answers_what_it_is(weight, act, binary_w, binary_a):
             conv.alpha.copy_(torch.tensor([0.5, 7.0]))
     expected = torch.tensor([0.5, 7.0]) if weight == 'rebnn' else conv.weight.abs().flatten(1).mean(1)
     assert torch.equal(conv.scale(), expected) and not conv.scale().requires_grad
+
+
+def test_ops_import_without_mmdet_mmengine_or_mmcv():
+    import subprocess
+    import sys
+    code = ('import sys\n'
+            'for name in ("mmdet", "mmengine", "mmcv"):\n'
+            '    sys.modules[name] = None  # unimportable\n'
+            'import torch\n'
+            'from rebnn_det.ops import ReBNNConv, weight_binarizer\n'
+            'conv = ReBNNConv(4, 4, 3, padding=1).eval()\n'
+            'print(tuple(conv(torch.randn(1, 4, 5, 5)).shape), weight_binarizer("xnor").bits)\n'
+            'print(sorted(m for m in sys.modules if m.split(".")[0] in ("mmdet", "mmengine", "mmcv")\n'
+            '             and sys.modules[m] is not None))\n')
+    out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split('\n')[:2] == ['(1, 4, 5, 5) 1', '[]']

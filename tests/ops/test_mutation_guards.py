@@ -5,7 +5,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from rebnn_det.ops import RPReLU, RSign, ReBNNConv
+from rebnn_det.ops import ReBNNConv, RPReLU, RSign
 from rebnn_det.ops.binarize import weight_binarizer
 
 

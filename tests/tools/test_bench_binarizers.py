@@ -105,7 +105,8 @@ def test_table_from_synthetic_logs(synthetic_root):
     assert rows['XNOR-style'][8] == '-'  # no gamma logged
     # gamma=0: Δ mAP +0.01 < 2 * 0.02: no; Δ flip 0 < 2 * 2e-5: no
     assert rows['ReBNN gamma=0'][6:8] == ['+0.010: no', '+0.00e+00: no']
-    assert rows['real-valued'][1:3] == ['1 (0)', '0.700'] and rows['real-valued'][6:8] == ['+0.080: n/a (< 2 seeds)', '-']
+    assert rows['real-valued'][1:3] == ['1 (0)', '0.700']
+    assert rows['real-valued'][6:8] == ['+0.080: n/a (< 2 seeds)', '-']
     assert rows['ReBNN adaptive, two-stage W32A1->W1A1'][4] == '3.00e-04'
     assert rows['ReBNN adaptive, two-stage W32A1->W1A1'][-1] == '4.0 |'
     assert 'ReBNN gamma=1e-5' not in rows

@@ -99,8 +99,8 @@ def test_signal_handlers_are_restored_after_a_write(tmp_path):
 
 
 def test_the_log_of_a_diverged_run_is_kept(tmp_path):
-    from tests.tools.test_tools import tiny_shapes_options
     from rebnn_det.engine import NonFiniteTrainingError
+    from tests.tools.test_tools import tiny_shapes_options
     work = tmp_path / 'work'
     cfg = train_config([SHAPES, '--work-dir', str(work), '--cfg-options', *tiny_shapes_options(tmp_path / 'data')])
     cfg.model.roi_head.bbox_head.loss_bbox.loss_weight = float('nan')  # NaN loss and weights in iteration 1
@@ -151,8 +151,9 @@ def test_model_summary_shape_is_checked_before_building(shape, capsys):
     with pytest.raises(SystemExit) as exit_info:
         tool.main([SHAPES, '--shape', *shape])
     assert exit_info.value.code == 2
-    assert ('--shape: input shape must be two integers H W, each from 32 (a detector downsamples by 32) to 4096 '
-            '(the model is run on a zero image of that size), got [' + ', '.join(shape) + ']') in capsys.readouterr().err
+    expected = ('--shape: input shape must be two integers H W, each from 32 (a detector downsamples by 32) to 4096 '
+                '(the model is run on a zero image of that size), got [' + ', '.join(shape) + ']')
+    assert expected in capsys.readouterr().err
 
 
 @pytest.mark.parametrize('value', [float('nan'), 0.5, 2, 'zero', None])

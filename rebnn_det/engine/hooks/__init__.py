@@ -4,4 +4,5 @@ from .nonfinite_guard import NonFiniteGuardHook, NonFiniteTrainingError
 from .rebnn_hook import ReBNNHook
 from .safe_checkpoint import SafeCheckpointHook
 
-__all__ = ['CheckedLoadHook', 'CheckpointMismatchError', 'ExactResumeHook', 'NonFiniteGuardHook', 'NonFiniteTrainingError', 'ReBNNHook', 'SafeCheckpointHook']
+__all__ = ['CheckedLoadHook', 'CheckpointMismatchError', 'ExactResumeHook', 'NonFiniteGuardHook',
+           'NonFiniteTrainingError', 'ReBNNHook', 'SafeCheckpointHook']

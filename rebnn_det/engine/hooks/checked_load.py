@@ -1,7 +1,7 @@
 """CheckedLoadHook: load the weights a test evaluates, checked against the model (``tools/test.py``)."""
+from mmdet.registry import HOOKS
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
-from mmdet.registry import HOOKS
 
 from ...checkpoint_formats import format_of
 

@@ -5,9 +5,9 @@ from typing import Optional
 
 import numpy as np
 import torch
+from mmdet.registry import HOOKS
 from mmengine.hooks import Hook
 from mmengine.runner import EpochBasedTrainLoop
-from mmdet.registry import HOOKS
 
 # Stream names keep the seeds of training steps and of data samples apart.
 STEP_STREAM, SAMPLE_STREAM = 1, 2

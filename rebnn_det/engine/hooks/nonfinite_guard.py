@@ -1,14 +1,13 @@
 """NonFiniteGuardHook: a diverged run stops with an error naming the iteration and never writes a checkpoint."""
 import math
-import os.path as osp
 from typing import Dict, Iterator, List, Tuple
 
 import torch
+from mmdet.registry import HOOKS
 from mmengine.dist import all_reduce, get_world_size
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 from mmengine.runner import EpochBasedTrainLoop
-from mmdet.registry import HOOKS
 
 from ...run_logs import last_checkpoint_named
 

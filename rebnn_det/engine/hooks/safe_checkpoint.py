@@ -4,10 +4,10 @@ import contextlib
 import os.path as osp
 from typing import Iterator
 
+from mmdet.registry import HOOKS
 from mmengine.fileio import LocalBackend, register_backend
 from mmengine.hooks import CheckpointHook
 from mmengine.utils import mkdir_or_exist
-from mmdet.registry import HOOKS
 
 from ...fileio import atomic_write
 
