@@ -1,7 +1,8 @@
 """convert_to_deploy: turn a trained (fp32-simulated) binary model into its inference form, in place.
 
 Every :class:`~rebnn_det.ops.ReBNNConv` with binary weights *and* binary activations becomes a
-:class:`.PackedBinaryConv` (layers with ``weight_binarizer='none'`` or ``act_binarizer='none'`` stay as they are).
+:class:`.PackedBinaryConv`, every such :class:`~rebnn_det.ops.ReBNNLinear` a :class:`.PackedBinaryLinear` (the
+binary GEMM); layers with real weights or real activations stay as they are.
 With ``fuse=True`` the elementwise work around the binary conv goes into the kernel's epilogue, so one pass over
 the output computes it (per output channel ``o``, on the exact integer ``count``), step by step in the simulated
 model's order and rounding -- the deploy model is bit-identical to the simulated one in eval mode:
@@ -10,7 +11,8 @@ model's order and rounding -- the deploy model is bit-identical to the simulated
   (the BN as PyTorch's CPU eval kernel computes it: ``a_o = gamma_o / sqrt(var_o + eps)``, ``b_o = beta_o -
   mu_o a_o``, see :func:`.kernels.bn_terms`); ``t = t + shortcut``; ``y = prelu(t - g_o, s_o) + z_o``;
 - BinaryConvBlock ``act(BN(conv(x)) + shortcut(x))``: the same (RPReLU fused; another activation after);
-- mmcv ConvModule with a binary conv followed by BN: the BN fused (the ConvModule's activation after).
+- mmcv ConvModule with a binary conv followed by BN: the BN fused (the ConvModule's activation after);
+- BinaryLinearBlock ``BN1d(fc(x)) + shortcut(x)`` (the binary RoI head's FCs): the same on the binary GEMM.
 
 The model is put in eval mode (the BN uses its running statistics). Deploy modules are inference only.
 The kernels output channels-last tensors. Real convolutions give different bits on channels-last and NCHW inputs
@@ -25,9 +27,11 @@ from torch import Tensor, nn
 
 from ..models.backbones.reactnet_block import ReActBasicBlock
 from ..models.layers.binary_conv_block import BinaryConvBlock
+from ..models.layers.binary_linear_block import BinaryLinearBlock
 from ..ops import RPReLU
 from ..ops.shortcut import channel_shortcut, shortcut_pool
 from .packed_conv import PackedBinaryConv, is_deployable
+from .packed_linear import PackedBinaryLinear, is_deployable_linear
 
 _BatchNorm = nn.modules.batchnorm._BatchNorm
 
@@ -101,6 +105,27 @@ class FusedBinaryConvBlock(nn.Module):
         return out if self.act is None else self.act(out)
 
 
+class FusedBinaryLinearBlock(nn.Module):
+    """Inference form of :class:`BinaryLinearBlock` ``BN(fc(x)) + shortcut(x)``: the binary GEMM, the BN and the
+    shortcut add in one kernel call."""
+
+    def __init__(self, block: BinaryLinearBlock, isa: Optional[str] = None):
+        super().__init__()
+        self.fc = PackedBinaryLinear.from_linear(block.fc, isa)
+        if block.bn is not None:
+            self.fc.fuse_bn(block.bn)
+        self.has_shortcut = block.has_shortcut
+        self.out_features = block.out_features
+
+    @classmethod
+    def applies(cls, block: nn.Module) -> bool:
+        return (isinstance(block, BinaryLinearBlock) and type(block).forward is BinaryLinearBlock.forward
+                and is_deployable_linear(block.fc) and (block.bn is None or _fusable_bn(block.bn)))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.fc(x, residual=channel_shortcut(x, self.out_features) if self.has_shortcut else None)
+
+
 def _fuse_conv_module(m: nn.Module, isa) -> bool:
     """mmcv ConvModule(conv=binary, norm=BN, order conv->norm...): the BN goes into the packed conv's epilogue."""
     try:
@@ -171,16 +196,21 @@ def convert_to_deploy(model: nn.Module, fuse: bool = True, isa: Optional[str] = 
                 _replace(model, name, FusedReActBasicBlock(m, isa).eval())
             elif FusedBinaryConvBlock.applies(m):
                 _replace(model, name, FusedBinaryConvBlock(m, isa).eval())
+            elif FusedBinaryLinearBlock.applies(m):
+                _replace(model, name, FusedBinaryLinearBlock(m, isa).eval())
             else:
                 _fuse_conv_module(m, isa)
     for name, m in list(model.named_modules()):
         if name and is_deployable(m):
             _replace(model, name, PackedBinaryConv.from_conv(m, isa))
+        elif name and is_deployable_linear(m):
+            _replace(model, name, PackedBinaryLinear.from_linear(m, isa))
     _real_convs_read_nchw(model)
     _features_to_nchw(model)
     return model
 
 
 def deploy_layers(model: nn.Module) -> dict:
-    """``name -> PackedBinaryConv`` of a converted model (to inspect what runs on the kernels)."""
-    return {name: m for name, m in model.named_modules() if isinstance(m, PackedBinaryConv)}
+    """``name -> PackedBinaryConv / PackedBinaryLinear`` of a converted model (to inspect what runs on the
+    kernels)."""
+    return {name: m for name, m in model.named_modules() if isinstance(m, (PackedBinaryConv, PackedBinaryLinear))}

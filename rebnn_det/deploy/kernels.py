@@ -273,3 +273,61 @@ def pack_padded(x: Tensor, threshold: Optional[Tensor], padding=0, pad_value: fl
     out = border.expand(n, h + 2 * ph, w + 2 * pw, words).clone()
     out[:, ph:ph + h, pw:pw + w] = packed
     return out
+
+
+# RoIs per kernel row of the binary GEMM: the conv kernel blocks several output pixels of one row against each
+# loaded weight vector and parallelizes over rows, so a batch of N feature vectors is laid out as rows of this many
+# 1x1 "pixels" (the last row shorter).
+GEMM_ROW = 64
+
+
+def linear_weight(packed: Tensor, in_features: int) -> KernelWeight:
+    """A binary linear weight ``[out_features, words]`` (format of :mod:`.packing`) ready for :func:`binary_linear`:
+    the weight of a 1x1 binary conv over ``in_features`` channels."""
+    if packed.dtype != torch.int64 or packed.dim() != 2:
+        raise ValueError(f'packed linear weight must be int64 [out_features, words], got {packed.dtype} '
+                         f'{tuple(packed.shape)}')
+    return prepare_weight(packed.reshape(packed.shape[0], 1, 1, packed.shape[1]), in_features)
+
+
+def _as_pixels(x: Tensor, rows: int, cols: int) -> Tensor:
+    """``[rows * cols, K]`` features as a ``[1, K, rows, cols]`` image whose pixels are the feature vectors (a view:
+    the channels of one pixel stay contiguous, which is how the packer reads them fastest)."""
+    return x.t().unsqueeze(0).view(1, x.shape[1], rows, cols)
+
+
+def binary_linear(x: Tensor, threshold: Optional[Tensor], weight: KernelWeight, scale: Tensor,
+                  shift: Optional[Tensor] = None, bn: Optional[Sequence[Tensor]] = None,
+                  residual: Optional[Tensor] = None, isa: Optional[str] = None) -> Tensor:
+    """Binary GEMM ``[N, K] -> [N, C_out]``: ``count[n, o] = sum_k sign(x[n, k] - threshold[k]) * b[o, k]`` by
+    XNOR-popcount over the packed features, then the epilogue of :func:`binary_conv2d` (``scale * count``,
+    ``+ shift``, the BN ``fma``, ``+ residual``), each step rounded once like the simulated ReBNNLinear -> BN1d ->
+    add. It is the 1x1 binary conv of the same ISA paths and dispatch, with the N feature vectors as pixels (rows
+    of :data:`GEMM_ROW`), so its counts are exact on every path."""
+    if x.dim() != 2:
+        raise ValueError(f'binary_linear expects [N, in_features] features, got shape {tuple(x.shape)}')
+    n, k = x.shape
+    if k != weight.in_channels:
+        raise ValueError(f'input has {k} features; the weight has {weight.in_channels}')
+    if residual is not None and residual.shape != (n, weight.packed.shape[0]):
+        raise ValueError(f'residual has shape {tuple(residual.shape)}; the output is {(n, weight.packed.shape[0])}')
+    outs = []
+    full = n - n % GEMM_ROW
+    for start, rows, cols in ((0, full // GEMM_ROW, GEMM_ROW), (full, 1, n - full)):
+        if rows * cols == 0:
+            continue
+        chunk = slice(start, start + rows * cols)
+        res = None if residual is None else _as_pixels(residual[chunk].float(), rows, cols)
+        y = binary_conv2d(_as_pixels(x[chunk], rows, cols), threshold, weight, scale, shift, residual=res,
+                          bn=bn, isa=isa)
+        outs.append(y.permute(0, 2, 3, 1).reshape(rows * cols, -1))
+    return outs[0] if len(outs) == 1 else torch.cat(outs)
+
+
+def binary_linear_counts(x: Tensor, threshold: Optional[Tensor], weight: KernelWeight,
+                         isa: Optional[str] = None) -> Tensor:
+    """The exact integer counts (int32 ``[N, C_out]``) of :func:`binary_linear`, before its epilogue."""
+    n, k = x.shape
+    if k != weight.in_channels:
+        raise ValueError(f'input has {k} features; the weight has {weight.in_channels}')
+    return binary_conv_counts(_as_pixels(x, 1, n), threshold, weight, isa=isa).permute(0, 2, 3, 1).reshape(n, -1)

@@ -44,15 +44,17 @@ import torch
 from torch import Tensor, nn
 
 from ..fileio import atomic_write
-from ..ops import ReBNNConv, binary_weight_choices, channel_mean_abs, named_binary_convs, weight_binarizer
+from ..ops import (BinaryLayerMixin, ReBNNLinear, binary_weight_choices, binary_weight_layers,
+                   channel_mean_abs, weight_binarizer)
 from .embedded_config import ConfigDataError, embedded_config_data
-from .packing import num_words, pack_conv_weight, unpack_conv_weight
+from .packing import num_words, pack_conv_weight, pack_signs_last, unpack_conv_weight, unpack_signs_last
 
 FORMAT = 'rebnn_det.packed'
 FORMAT_VERSION = 2
 READABLE_VERSIONS = (1, 2)
 LAYER_FIELDS = ('in_channels', 'out_channels', 'kernel_size', 'stride', 'padding', 'dilation', 'groups',
-                'weight_binarizer', 'act_binarizer', 'pad_value', 'bias')
+                'weight_binarizer', 'act_binarizer', 'pad_value', 'bias')  # a conv's record
+LINEAR_FIELDS = ('kind', 'in_features', 'out_features', 'weight_binarizer', 'act_binarizer', 'bias')
 FP16_MAX = float(torch.finfo(torch.float16).max)
 
 
@@ -60,17 +62,49 @@ class PackedFileError(ValueError):
     """A packed file that cannot be read or does not fit the model it is loaded into."""
 
 
-def layer_record(conv: ReBNNConv) -> dict:
-    """The geometry and binarizers of a binary conv, stored with its bits and validated on load."""
+def layer_record(layer: nn.Module) -> dict:
+    """The geometry and binarizers of a binary conv or linear layer, stored with its bits and validated on load
+    (a linear layer's record says ``kind='linear'``; a record without ``kind`` is a conv's)."""
+    if isinstance(layer, ReBNNLinear):
+        return dict(kind='linear', in_features=layer.in_features, out_features=layer.out_features,
+                    weight_binarizer=layer.weight_binarizer, act_binarizer=layer.act_binarizer,
+                    bias=layer.bias is not None)
+    conv = layer
     return dict(in_channels=conv.in_channels, out_channels=conv.out_channels, kernel_size=list(conv.kernel_size),
                 stride=list(conv.stride), padding=list(conv.padding), dilation=list(conv.dilation),
                 groups=conv.groups, weight_binarizer=conv.weight_binarizer, act_binarizer=conv.act_binarizer,
                 pad_value=float(conv.pad_value), bias=conv.bias is not None)
 
 
-def binary_layers(model: nn.Module) -> Dict[str, ReBNNConv]:
-    """``name -> ReBNNConv`` for every conv of ``model`` whose weights are binary (``'rebnn'`` / ``'xnor'``)."""
-    return {name: m for name, m in named_binary_convs(model) if m.binary_weights}
+def binary_layers(model: nn.Module) -> Dict[str, nn.Module]:
+    """``name -> layer`` for every ReBNNConv / ReBNNLinear of ``model`` whose weights are binary."""
+    return dict(binary_weight_layers(model))
+
+
+def record_fields(record: dict) -> tuple:
+    """The fields a layer record of its kind holds."""
+    return LINEAR_FIELDS if record.get('kind') == 'linear' else LAYER_FIELDS
+
+
+def packed_shape(record: dict) -> tuple:
+    """The shape of the packed bits a layer record describes: ``[C_out, kh, kw, words]`` for a conv,
+    ``[out_features, words]`` for a linear layer (``words`` = 64-bit words of one output's input signs)."""
+    if record.get('kind') == 'linear':
+        return record['out_features'], num_words(record['in_features'])
+    return (record['out_channels'], *record['kernel_size'], num_words(record['in_channels'] // record['groups']))
+
+
+def _geometry_fields(record: dict) -> tuple:
+    if record.get('kind') == 'linear':
+        return 'in_features', 'out_features'
+    return 'in_channels', 'out_channels', 'groups', 'kernel_size'
+
+
+def unpack_weight(packed: Tensor, record: dict) -> Tensor:
+    """The ``-1 / +1`` weight of a layer record from its packed bits."""
+    if record.get('kind') == 'linear':
+        return unpack_signs_last(packed, record['in_features'])
+    return unpack_conv_weight(packed, record['in_channels'] // record['groups'])
 
 
 def half_candidates(model: nn.Module) -> set:
@@ -80,7 +114,7 @@ def half_candidates(model: nn.Module) -> set:
     of the bytes and they sit right before a sign, where rounding flips activations."""
     keys = set()
     for name, m in model.named_modules():
-        if isinstance(m, (nn.Conv2d, nn.Linear)) and not (isinstance(m, ReBNNConv) and m.binary_weights):
+        if isinstance(m, (nn.Conv2d, nn.Linear)) and not (isinstance(m, BinaryLayerMixin) and m.binary_weights):
             keys.add(f'{name}.weight' if name else 'weight')
     return keys
 
@@ -98,12 +132,12 @@ def pack_model(model: nn.Module, half: bool = False) -> dict:
                          'model is deployed from its ordinary checkpoint')
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     packed_layers = {}
-    for name, conv in layers.items():
+    for name, layer in layers.items():
         weight = state.pop(name + '.weight').float()
         learnt = state.pop(name + '.alpha', None)  # the scale of a learnable-scale binarizer
-        alpha = conv.weight_quantizer.scale(weight, None if learnt is None else learnt.float().clone())
-        packed_layers[name] = dict(packed=pack_conv_weight(weight), alpha=alpha.contiguous(),
-                                   layer=layer_record(conv))
+        alpha = layer.weight_quantizer.scale(weight, None if learnt is None else learnt.float().clone())
+        packed = pack_signs_last(weight) if weight.dim() == 2 else pack_conv_weight(weight)
+        packed_layers[name] = dict(packed=packed, alpha=alpha.contiguous(), layer=layer_record(layer))
     half_keys = []
     if half:
         candidates = half_candidates(model)
@@ -163,7 +197,7 @@ def unpack_state_dict(payload: dict) -> Dict[str, Tensor]:
     state = {k: (v.float() if v.dtype == torch.float16 else v) for k, v in payload['state_dict'].items()}
     for name, entry in payload['binary_layers'].items():
         layer = entry['layer']
-        signs = unpack_conv_weight(entry['packed'], layer['in_channels'] // layer['groups'])
+        signs = unpack_weight(entry['packed'], layer)
         alpha = entry['alpha'].float()
         if weight_binarizer(layer['weight_binarizer']).learnable_scale:
             state[name + '.weight'] = signs
@@ -184,18 +218,18 @@ def check_layers_match(payload: dict, model: nn.Module, path: str) -> None:
             raise PackedFileError(f'{path}: binary layer {name!r} of the file does not exist in the model built '
                                   'from the config (config and weights do not match)')
         if name not in in_model:
-            what = (f"a ReBNNConv with weight_binarizer={m.weight_binarizer!r}" if isinstance(m, ReBNNConv)
-                    else f'a real {type(m).__name__}')
+            what = (f"a {type(m).__name__} with weight_binarizer={m.weight_binarizer!r}"
+                    if isinstance(m, BinaryLayerMixin) else f'a real {type(m).__name__}')
             raise PackedFileError(f'{path}: layer {name!r} is binary in the file but {what} in the config '
                                   '(config and weights do not match)')
         expected = layer_record(in_model[name])
-        for field in LAYER_FIELDS:
-            if entry['layer'].get(field) != expected[field]:
+        for field in ('kind', ) + record_fields(expected):
+            if entry['layer'].get(field) != expected.get(field):
                 raise PackedFileError(f'{path}: layer {name!r} has {field}={entry["layer"].get(field)!r} in the '
-                                      f'file but {expected[field]!r} in the config (config and weights do not '
+                                      f'file but {expected.get(field)!r} in the config (config and weights do not '
                                       'match)')
-        c_out, c_in_g = expected['out_channels'], expected['in_channels'] // expected['groups']
-        shape = (c_out, *expected['kernel_size'], num_words(c_in_g))
+        shape = packed_shape(expected)
+        c_out = shape[0]
         if tuple(entry['packed'].shape) != shape or tuple(entry['alpha'].shape) != (c_out, ):
             raise PackedFileError(f'{path}: layer {name!r} holds packed bits {tuple(entry["packed"].shape)} and '
                                   f'alpha {tuple(entry["alpha"].shape)}; its geometry needs {shape} and '
@@ -324,7 +358,7 @@ def _check_entries(payload: dict, path: str) -> None:
             raise PackedFileError(f'{path}: binary layer {name!r} lacks its packed bits, alpha or layer record '
                                   '(corrupt file)')
         record = entry['layer']
-        missing = [f for f in LAYER_FIELDS if f not in record]
+        missing = [f for f in record_fields(record) if f not in record]
         if missing:
             raise PackedFileError(f'{path}: the record of binary layer {name!r} lacks {", ".join(missing)} '
                                   '(corrupt file)')
@@ -336,16 +370,20 @@ def _check_entries(payload: dict, path: str) -> None:
             raise PackedFileError(f'{path}: binary layer {name!r} holds packed bits of dtype {entry["packed"].dtype}'
                                   f' and alpha of dtype {entry["alpha"].dtype}; the format stores int64 and float32 '
                                   '(corrupt file)')
-        geometry = [record[f] for f in ('in_channels', 'out_channels', 'groups')] + list(
-            record['kernel_size'] if isinstance(record['kernel_size'], (list, tuple)) else [None])
-        if (len(geometry) != 5 or not all(type(v) is int and v > 0 for v in geometry)
-                or record['in_channels'] % record['groups']):
+        if record.get('kind') == 'linear':
+            geometry = [record['in_features'], record['out_features']]
+            valid = all(type(v) is int and v > 0 for v in geometry)
+        else:
+            geometry = [record[f] for f in ('in_channels', 'out_channels', 'groups')] + list(
+                record['kernel_size'] if isinstance(record['kernel_size'], (list, tuple)) else [None])
+            valid = (len(geometry) == 5 and all(type(v) is int and v > 0 for v in geometry)
+                     and not record['in_channels'] % record['groups'])
+        if not valid:
             raise PackedFileError(f'{path}: the record of binary layer {name!r} has an invalid geometry '
-                                  f'(in_channels={record["in_channels"]!r}, out_channels={record["out_channels"]!r}, '
-                                  f'groups={record["groups"]!r}, kernel_size={record["kernel_size"]!r}) '
+                                  f'({", ".join(f"{k}={record[k]!r}" for k in _geometry_fields(record))}) '
                                   '(corrupt file)')
-        c_in, c_out, groups, kh, kw = geometry
-        shape = (c_out, kh, kw, num_words(c_in // groups))
+        shape = packed_shape(record)
+        c_out = shape[0]
         if tuple(entry['packed'].shape) != shape or tuple(entry['alpha'].shape) != (c_out, ):
             raise PackedFileError(f'{path}: binary layer {name!r} holds packed bits {tuple(entry["packed"].shape)} '
                                   f'and alpha {tuple(entry["alpha"].shape)}; its own record needs {shape} and '

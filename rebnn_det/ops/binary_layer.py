@@ -22,14 +22,14 @@ class BinaryLayerMixin:
     weight_quantizer: WeightBinarizer
     act_quantizer: ActBinarizer
 
-    def _init_binarizers(self, weight: str, act: str, in_channels: int, rsign_shape=None) -> None:
+    def _init_binarizers(self, weight: str, act: str, in_channels: int, rsign_ndim=None) -> None:
         self.weight_quantizer = weight_binarizer(weight)
         self.act_quantizer = act_binarizer(act)
         if self.weight_quantizer.learnable_scale:
             self.alpha = nn.Parameter(channel_mean_abs(self.weight))
         else:
             self.register_parameter('alpha', None)
-        self.rsign = RSign(in_channels, rsign_shape) if self.act_quantizer.learnable_threshold else None
+        self.rsign = RSign(in_channels, rsign_ndim) if self.act_quantizer.learnable_threshold else None
         self._track_weight_hat_grad = False
         self.weight_hat_grad: Optional[Tensor] = None
 
