@@ -93,8 +93,8 @@ def _not_data_error(filename: str, err: Exception) -> CheckpointReadError:
     except Exception:  # noqa: BLE001 -- only used to word the message
         names = []
     allowed = {c[1] if isinstance(c, tuple) else f'{c.__module__}.{c.__qualname__}' for c in checkpoint_data_classes()}
-    names = [n for n in names if n not in allowed]
-    what = f' ({", ".join(names[:6])}{" ..." if len(names) > 6 else ""})' if names else ''
+    names = sorted(n for n in names if n not in allowed)
+    what = f' ({", ".join(names)})' if names else ''
     return CheckpointReadError(
         f'checkpoint {filename!r} was not loaded: it holds objects that are not plain data{what}. Checkpoints are '
         'read as data only (tensors, numbers, strings, containers, numpy arrays, mmengine HistoryBuffers), so '
@@ -103,13 +103,10 @@ def _not_data_error(filename: str, err: Exception) -> CheckpointReadError:
 
 
 def _unpickler_reason(err: Exception) -> str:
-    """The line of torch's weights-only error that says what was refused."""
-    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
-    for i, line in enumerate(lines):
-        if line.startswith('WeightsUnpickler error:'):
-            rest = line[len('WeightsUnpickler error:'):].strip() or (lines[i + 1] if i + 1 < len(lines) else '')
-            return rest[:300]
-    return lines[0][:300] if lines else type(err).__name__
+    """The part of torch's weights-only error that says what was refused (at most 300 characters)."""
+    text = str(err)
+    match = re.search(r'WeightsUnpickler error:\s*(\S[^\n]*)', text)
+    return (match.group(1) if match else text.strip().split('\n')[0])[:300]
 
 
 def check_checkpoint(obj, filename: str) -> dict:
