@@ -12,8 +12,8 @@ from .packing import (WORD_BITS, num_words, pack_activations, pack_conv_weight, 
                       unpack_signs_last)
 from .summary import ModelSummary, format_summary, model_summary
 
-__all__ = ['WORD_BITS', 'BinaryDeployHook', 'ModelSummary', 'PackedBinaryConv', 'PackedBinaryLinear', 'PackedFileError', 'available_isas',
-           'binary_conv2d', 'binary_conv_counts', 'build_detector', 'convert_to_deploy', 'export_binary',
-           'export_model', 'format_summary', 'is_packed_file', 'kernel_isa', 'load_packed', 'model_summary',
-           'num_words', 'pack_activations', 'pack_conv_weight', 'pack_signs_last', 'read_packed_checkpoint',
-           'unpack_conv_weight', 'unpack_signs_last']
+__all__ = ['WORD_BITS', 'BinaryDeployHook', 'ModelSummary', 'PackedBinaryConv', 'PackedBinaryLinear', 'PackedFileError',
+           'available_isas', 'binary_conv2d', 'binary_conv_counts', 'build_detector', 'convert_to_deploy',
+           'export_binary', 'export_model', 'format_summary', 'is_packed_file', 'kernel_isa', 'load_packed',
+           'model_summary', 'num_words', 'pack_activations', 'pack_conv_weight', 'pack_signs_last',
+           'read_packed_checkpoint', 'unpack_conv_weight', 'unpack_signs_last']
