@@ -2,7 +2,8 @@
 
     python bench/bench_storage.py [--config configs/rebnn_faster_rcnn.py] [--shape 800 1216]
 
-Rows: the 1-bit ReBNNResNet-18 + BinaryFPN (target: packed >= 20x smaller than fp32), the heads (real-valued), the
+Rows: the 1-bit ReBNNResNet-18 + BinaryFPN (target: packed >= 20x smaller than fp32), each head (its binary layers
+counted), the
 whole detector in fp32 / packed / packed --half, and the sizes of the files tools/export_binary.py writes next to
 an fp32 mmengine-style checkpoint holding only the state dict. Counted sizes follow rebnn_det.deploy.summary
 (1 bit per binary weight, 32 bits per other value; --half: 16 bits per weight of the real convs/linears); file
@@ -23,6 +24,11 @@ from rebnn_det.deploy import build_detector, export_model, model_summary  # noqa
 from rebnn_det.deploy.summary import half_packed_bytes  # noqa: E402
 
 
+def _binary_or_real(part) -> str:
+    binary = [r for r in part.layers if r.weight_bits == 1]
+    return f'{len(binary)} binary layers' if binary else 'real-valued'
+
+
 def mib(n: float) -> str:
     return f'{n / 2**20:8.2f} MiB'
 
@@ -35,11 +41,12 @@ def main():
     model = build_detector(args.config)
     summary = model_summary(model, args.shape)
     feat = summary.part('backbone', 'neck')
-    heads = summary.part(*[n for n, _ in model.named_children() if n.endswith('head')])
+    heads = [n for n, _ in model.named_children() if n.endswith('head')]
     rows = [
         ('ReBNNResNet-18 + BinaryFPN', feat.fp32_bytes, feat.packed_bytes),
         ('  backbone only', summary.part('backbone').fp32_bytes, summary.part('backbone').packed_bytes),
-        ('heads (real-valued)', heads.fp32_bytes, heads.packed_bytes),
+        *[(f'{head} ({_binary_or_real(summary.part(head))})', summary.part(head).fp32_bytes,
+           summary.part(head).packed_bytes) for head in heads],
         ('whole detector', summary.fp32_bytes, summary.packed_bytes),
         ('whole detector, --half', summary.fp32_bytes, half_packed_bytes(model)),
     ]
@@ -51,7 +58,8 @@ def main():
         files = [('file: state_dict .pth vs packed', os.path.getsize(fp32_file), os.path.getsize(packed_file)),
                  ('file: state_dict .pth vs packed --half', os.path.getsize(fp32_file), os.path.getsize(half_file))]
     print(f'config {osp.relpath(args.config)}; BOPs {summary.bops / 1e9:.2f} G, FLOPs {summary.flops / 1e9:.2f} G '
-          f'(backbone + neck + RPN at {args.shape[0]}x{args.shape[1]}), OPs {summary.ops / 1e9:.2f} G; '
+          f'({", ".join(summary.traced)} at {args.shape[0]}x{args.shape[1]}'
+          f'{"".join(f"; {n} at {k} RoIs" for n, k in summary.rois.items())}), OPs {summary.ops / 1e9:.2f} G; '
           f'backbone + neck alone: BOPs {feat.bops / 1e9:.2f} G, FLOPs {feat.flops / 1e9:.2f} G, '
           f'OPs {feat.ops / 1e9:.2f} G')
     print(f'| {"part":<40} | {"fp32":>12} | {"packed":>12} | {"ratio":>7} |')

@@ -17,8 +17,10 @@ of both sizes).
 
 For a detector (an mmdet model with ``extract_feat``) the traced forward is ``extract_feat`` (backbone + neck:
 exactly what mmdet's ``get_flops`` counts) followed by the dense heads (``rpn_head``, or the ``bbox_head`` of a
-one-stage detector) on those features. RoI heads run on a data-dependent number of proposals: their parameters
-and storage are in the table, their MACs are not counted at an input shape (their rows say ``-``).
+one-stage detector) on those features. The RoI heads run on a number of proposals, not on the image: their MACs
+are counted at a stated count -- by default the test-time ``rpn.max_per_img`` proposals (1000 in mmdet's configs)
+for each bbox head (every cascade stage) and ``rcnn.max_per_img`` detections for a mask head -- on RoI features
+of their extractor's output size (RoIAlign itself and the post-processing are not MAC ops).
 """
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -57,6 +59,7 @@ class ModelSummary:
     input_shape: Tuple[int, int]
     other_float_macs: Dict[str, int] = field(default_factory=dict)  # part -> FLOPs of no layer row (upsample ...)
     traced: Sequence[str] = field(default_factory=list)  # top-level parts whose MACs are counted
+    rois: Dict[str, int] = field(default_factory=dict)  # RoI head -> the number of RoIs its MACs are counted at
 
     @property
     def params(self) -> int:
@@ -90,7 +93,8 @@ class ModelSummary:
         """The layers (and the FLOPs outside layers) of the parts ``prefixes``, e.g. ``'backbone', 'neck'``."""
         rows = [r for r in self.layers if any(r.name == p or r.name.startswith(p + '.') for p in prefixes)]
         other = {k: v for k, v in self.other_float_macs.items() if k in prefixes}
-        return ModelSummary(rows, self.input_shape, other, [p for p in self.traced if p in prefixes])
+        rois = {k: v for k, v in self.rois.items() if any(k == p or k.startswith(p + '.') for p in prefixes)}
+        return ModelSummary(rows, self.input_shape, other, [p for p in self.traced if p in prefixes], rois)
 
 
 def is_binary_weight(m: nn.Module) -> bool:
@@ -105,7 +109,7 @@ def is_w1a1(m: nn.Module) -> bool:
 
 def _own_tensors(m: nn.Module) -> Tuple[int, int]:
     """``(parameters, parameters + persistent float buffers)`` held by ``m`` itself (a ReBNNConv: with its RSign)."""
-    modules = list(m.modules()) if isinstance(m, ReBNNConv) else [m]
+    modules = list(m.modules()) if isinstance(m, BinaryLayerMixin) else [m]
     params = floats = 0
     for mod in modules:
         n = sum(p.numel() for p in mod._parameters.values() if p is not None)
@@ -119,10 +123,10 @@ def _layer_modules(model: nn.Module) -> Dict[str, nn.Module]:
     """``name -> module`` of the modules owning parameters/float buffers; a ReBNNConv's RSign is folded into it."""
     inside_binary = set()
     for name, m in model.named_modules():
-        if isinstance(m, ReBNNConv):
+        if isinstance(m, BinaryLayerMixin):
             inside_binary.update(f'{name}.{child}' if name else child for child, _ in m.named_modules() if child)
     return {name: m for name, m in model.named_modules()
-            if name not in inside_binary and (isinstance(m, ReBNNConv) or _own_tensors(m)[1])}
+            if name not in inside_binary and (isinstance(m, BinaryLayerMixin) or _own_tensors(m)[1])}
 
 
 def _storage(m: nn.Module) -> Tuple[int, int, int]:
@@ -139,7 +143,7 @@ def _storage(m: nn.Module) -> Tuple[int, int, int]:
 
 def _precision(m: nn.Module) -> Tuple[int, int]:
     """``(weight bits, activation bits)`` a layer computes with."""
-    if isinstance(m, ReBNNConv):
+    if isinstance(m, BinaryLayerMixin):
         return 1 if is_binary_weight(m) else 32, 1 if m.binary_activations else 32
     if isinstance(m, RSign):
         return 32, 1
@@ -178,22 +182,56 @@ class _DetectorDenseForward(nn.Module):
         return (feats, ) + tuple(getattr(self.detector, h)(feats) for h in dense_heads(self.detector))
 
 
-def count_macs(model: nn.Module, inputs: tuple) -> Dict[str, int]:
+def roi_heads(detector: nn.Module, proposals: Optional[int] = None) -> List[Tuple[str, nn.Module, tuple]]:
+    """``(name, head, input shape)`` of every RoI head to trace: each bbox head (every stage of a cascade) at
+    ``proposals`` RoIs (default: the test-time ``rpn.max_per_img``), a mask head at ``rcnn.max_per_img`` RoIs."""
+    roi = getattr(detector, 'roi_head', None)
+    if not isinstance(roi, nn.Module):
+        return []
+    test_cfg = getattr(detector, 'test_cfg', None) or {}
+    n_box = proposals or (test_cfg.get('rpn') or {}).get('max_per_img', 1000)
+    n_mask = (test_cfg.get('rcnn') or {}).get('max_per_img', 100)
+    out = []
+    for kind, count in (('bbox', n_box), ('mask', n_mask)):
+        heads, extractors = getattr(roi, f'{kind}_head', None), getattr(roi, f'{kind}_roi_extractor', None)
+        if heads is None or extractors is None:
+            continue
+        pairs = (list(zip(heads, extractors)) if isinstance(heads, nn.ModuleList)
+                 else [(heads, extractors)])
+        for i, (head, extractor) in enumerate(pairs):
+            size = extractor.roi_layers[0].output_size
+            size = size if isinstance(size, (tuple, list)) else (size, size)
+            name = f'roi_head.{kind}_head' + (f'.{i}' if isinstance(heads, nn.ModuleList) else '')
+            out.append((name, head, (count, extractor.out_channels, *size)))
+    return out
+
+
+def count_macs(model: nn.Module, inputs: tuple, proposals: Optional[int] = None) -> Dict[str, int]:
     """mmengine's per-module counts (``FlopAnalyzer.by_module()``, names relative to ``model``; ``''`` = total)
     of ``model(*inputs)``, or of extract_feat + dense heads for a detector; eval mode, no gradients."""
-    from mmengine.analysis import FlopAnalyzer
     traced, prefix = (_DetectorDenseForward(model), 'detector.') if is_detector(model) else (model, '')
-    was_training = model.training
-    model.eval()
+    counts = _by_module(traced, inputs, model)
+    out = {name[len(prefix):]: v for name, v in counts.items() if name.startswith(prefix)}
+    out[''] = counts['']
+    for name, head, shape in roi_heads(model, proposals) if is_detector(model) else []:
+        head_counts = _by_module(head, (torch.zeros(shape, device=inputs[0].device), ), head)
+        out.update({f'{name}.{k}' if k else name: v for k, v in head_counts.items()})
+        out['roi_head'] = out.get('roi_head', 0) + head_counts['']
+        out[''] += head_counts['']
+    return out
+
+
+def _by_module(traced: nn.Module, inputs: tuple, owner: nn.Module) -> Dict[str, int]:
+    """``FlopAnalyzer(traced, inputs).by_module()`` with ``owner`` in eval mode (restored after)."""
+    from mmengine.analysis import FlopAnalyzer
+    was_training = owner.training
+    owner.eval()
     try:
         analyzer = FlopAnalyzer(traced, inputs)
         analyzer.unsupported_ops_warnings(False).uncalled_modules_warnings(False).tracer_warnings('none')
-        counts = analyzer.by_module()
+        return analyzer.by_module()
     finally:
-        model.train(was_training)
-    out = {name[len(prefix):]: v for name, v in counts.items() if name.startswith(prefix)}
-    out[''] = counts['']
-    return out
+        owner.train(was_training)
 
 
 MIN_SIDE, MAX_SIDE = 32, 4096  # a detector downsamples by 32; the model is run on a real image of the size
@@ -210,18 +248,20 @@ def check_input_shape(input_shape) -> Tuple[int, int]:
     return values[0], values[1]
 
 
-def model_summary(model: nn.Module, input_shape: Sequence[int] = (800, 1216), in_channels: int = 3
-                  ) -> ModelSummary:
+def model_summary(model: nn.Module, input_shape: Sequence[int] = (800, 1216), in_channels: int = 3,
+                  proposals: Optional[int] = None) -> ModelSummary:
     """Per-layer and total storage and operation counts of ``model`` for one ``in_channels x H x W`` image
     (``input_shape`` = ``(H, W)``, each an integer in ``[MIN_SIDE, MAX_SIDE]``: the model runs on a real zero
-    image of that size)."""
+    image of that size); a detector's RoI heads at ``proposals`` RoIs (default: its test-time
+    ``rpn.max_per_img``; a mask head at ``rcnn.max_per_img``)."""
     h, w = check_input_shape(input_shape)
     param = next(model.parameters(), None)
     x = torch.zeros(1, in_channels, h, w, device=param.device if param is not None else 'cpu')
-    macs = count_macs(model, (x, ))
+    macs = count_macs(model, (x, ), proposals)
+    rois = {name: shape[0] for name, _, shape in roi_heads(model, proposals)} if is_detector(model) else {}
     traced_parts = ([p for p in ('backbone', 'neck', *dense_heads(model)) if isinstance(getattr(model, p, None),
                                                                                      nn.Module)]
-                    if is_detector(model) else [''])
+                    + (['roi_head'] if rois else []) if is_detector(model) else [''])
     owners = _layer_modules(model)
     exclusive = _exclusive(list(owners), macs)
     rows, counted = [], {p: 0 for p in traced_parts}
@@ -241,7 +281,7 @@ def model_summary(model: nn.Module, input_shape: Sequence[int] = (800, 1216), in
     outside = macs.get('', 0) - sum(macs.get(p, 0) for p in traced_parts)  # traced ops outside the parts
     if '' not in other and outside:
         other[''] = outside
-    return ModelSummary(rows, (h, w), {k: v for k, v in other.items() if v}, traced_parts)
+    return ModelSummary(rows, (h, w), {k: v for k, v in other.items() if v}, traced_parts, rois)
 
 
 def _kind(m: nn.Module) -> str:
@@ -285,7 +325,8 @@ def format_summary(summary: ModelSummary, layers: bool = True) -> str:
         lines.append('-' * len(header))
     h, w = summary.input_shape
     lines += [
-        f'input 1x3x{h}x{w}; MACs counted in: {", ".join(summary.traced) or "-"} (other parts: storage only)',
+        f'input 1x3x{h}x{w}; MACs counted in: {", ".join(summary.traced) or "-"} (other parts: storage only)'
+        + (f'; RoI heads at {", ".join(f"{n} x{k}" for n, k in summary.rois.items())} RoIs' if summary.rois else ''),
         f'params        {summary.params:,}',
         f'fp32 size     {_fmt_bytes(summary.fp32_bytes)} ({summary.fp32_bytes:,.0f} B)',
         f'packed size   {_fmt_bytes(summary.packed_bytes)} ({summary.packed_bytes:,.0f} B: 1 bit per binary weight, '

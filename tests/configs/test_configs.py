@@ -35,7 +35,10 @@ def test_all_expected_configs_exist():
             'shapes/rebnn_faster_rcnn_shapes.py', 'shapes/real_faster_rcnn_shapes.py',
             'shapes/xnor_faster_rcnn_shapes.py', 'rebnn_faster_rcnn_binary_rpn.py', 'rebnn_cascade_rcnn_binary_rpn.py',
             'rebnn_mask_rcnn_binary_rpn.py', 'rebnn_retinanet_binary_head.py', 'rebnn_fcos_binary_head.py',
-            'shapes/rebnn_faster_rcnn_shapes_binary_rpn.py'} <= names
+            'shapes/rebnn_faster_rcnn_shapes_binary_rpn.py', 'rebnn_faster_rcnn_binary_roi.py',
+            'rebnn_cascade_rcnn_binary_roi.py', 'rebnn_mask_rcnn_binary_roi.py',
+            'shapes/rebnn_faster_rcnn_shapes_binary_roi.py', 'shapes/rebnn_faster_rcnn_shapes_hard_binary_rpn.py',
+            'shapes/rebnn_faster_rcnn_shapes_hard_binary_roi.py'} <= names
 
 
 @pytest.mark.parametrize('path', CONFIGS, ids=lambda p: osp.relpath(p, osp.join(ROOT, 'configs')))
@@ -69,3 +72,20 @@ def test_config_loss_backward_and_predict(path):
         data = model.data_preprocessor(packed, False)
         results = model(**data, mode='predict')
     assert len(results) == 2 and hasattr(results[0], 'pred_instances')
+
+
+@pytest.mark.parametrize('config, layers', [
+    ('rebnn_faster_rcnn_binary_roi.py', ['roi_head.bbox_head.shared_fcs.0.fc', 'roi_head.bbox_head.shared_fcs.1.fc']),
+    ('rebnn_cascade_rcnn_binary_roi.py',
+     [f'roi_head.bbox_head.{s}.shared_fcs.{i}.fc' for s in range(3) for i in (0, 1)]),
+    ('rebnn_mask_rcnn_binary_roi.py', ['roi_head.bbox_head.shared_fcs.0.fc', 'roi_head.bbox_head.shared_fcs.1.fc']
+     + [f'roi_head.mask_head.convs.{i}.conv' for i in range(4)]),
+])
+def test_binary_roi_configs_make_every_inner_roi_layer_binary(config, layers):
+    from rebnn_det.ops import binary_weight_layers
+    model = MODELS.build(Config.fromfile(osp.join(ROOT, 'configs', config)).model)
+    roi = [n for n, m in binary_weight_layers(model) if n.startswith('roi_head.')]
+    assert roi == layers
+    head = model.roi_head.bbox_head[0] if isinstance(model.roi_head.bbox_head, torch.nn.ModuleList) \
+        else model.roi_head.bbox_head
+    assert type(head.fc_cls) is torch.nn.Linear and type(head.fc_reg) is torch.nn.Linear  # prediction layers real

@@ -129,3 +129,26 @@ def test_half_packed_bytes_counts_each_kind_of_value():
     model = nn.Sequential(ReBNNConv(64, 8, 3), nn.Conv2d(8, 4, 1))
     # signs 64*8*9 bits + alpha 8*32 + RSign threshold 64*32 + real 1x1 weight 32*16 + its bias 4*32
     assert half_packed_bytes(model) == (64 * 8 * 9 + 8 * 32 + 64 * 32 + 32 * 16 + 4 * 32) / 8
+
+
+def test_roi_head_macs_are_counted_per_proposal():
+    import os.path as osp
+
+    from mmengine.config import Config
+    root = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+    shapes = osp.join(root, 'configs', 'shapes')
+    real = build_detector(Config.fromfile(osp.join(shapes, 'rebnn_faster_rcnn_shapes_binary_rpn.py')))
+    binary = build_detector(Config.fromfile(osp.join(shapes, 'rebnn_faster_rcnn_shapes_binary_roi.py')))
+    head = binary.roi_head.bbox_head
+    c, f, k = binary.roi_head.bbox_roi_extractor.out_channels, head.shared_fcs[1].out_features, head.num_classes
+    n = 10
+    fc6, fc7, cls, reg = n * c * 49 * f, n * f * f, n * f * (k + 1), n * f * 4 * k
+    real_roi = model_summary(real, (64, 64), proposals=n).part('roi_head')
+    assert (real_roi.bops, real_roi.flops) == (0, fc6 + fc7 + cls + reg)
+    roi = model_summary(binary, (64, 64), proposals=n).part('roi_head')
+    # the two shared FCs are 1-bit x 1-bit MACs; fc_cls / fc_reg and the two BN1d (2 per element) stay FLOPs
+    assert (roi.bops, roi.flops) == (fc6 + fc7, cls + reg + 2 * 2 * n * f)
+    assert roi.rois == {'roi_head.bbox_head': n}
+    default = model_summary(binary, (64, 64))
+    assert default.rois == {'roi_head.bbox_head': binary.test_cfg['rpn']['max_per_img']}
+    assert 'RoI heads at roi_head.bbox_head x10 RoIs' in format_summary(model_summary(binary, (64, 64), proposals=10))

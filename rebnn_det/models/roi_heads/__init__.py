@@ -1,3 +1,4 @@
 from .binary_bbox_head import BinaryShared2FCBBoxHead
+from .binary_mask_head import BinaryFCNMaskHead
 
-__all__ = ['BinaryShared2FCBBoxHead']
+__all__ = ['BinaryFCNMaskHead', 'BinaryShared2FCBBoxHead']
