@@ -276,9 +276,21 @@ def pack_padded(x: Tensor, threshold: Optional[Tensor], padding=0, pad_value: fl
 
 
 # RoIs per kernel row of the binary GEMM: the conv kernel blocks several output pixels of one row against each
-# loaded weight vector and parallelizes over rows, so a batch of N feature vectors is laid out as rows of this many
-# 1x1 "pixels" (the last row shorter).
-GEMM_ROW = 64
+# loaded weight vector and parallelizes over rows, so a batch of N feature vectors is laid out as rows of about this
+# many 1x1 "pixels" (a divisor of N between GEMM_ROW / 2 and 2 * GEMM_ROW when there is one: one kernel call with
+# equal rows; else rows of GEMM_ROW and one shorter row).
+GEMM_ROW = 100
+
+
+def gemm_rows(n: int):
+    """``[(start, rows, cols)]``: the kernel calls that cover ``n`` feature vectors as rows of ``cols`` pixels."""
+    for delta in range(GEMM_ROW):
+        for cols in (GEMM_ROW - delta, GEMM_ROW + delta):
+            if GEMM_ROW // 2 <= cols <= 2 * GEMM_ROW and n % cols == 0:
+                return [(0, n // cols, cols)]
+    full = n - n % GEMM_ROW
+    return [(start, rows, cols) for start, rows, cols in ((0, full // GEMM_ROW, GEMM_ROW), (full, 1, n - full))
+            if rows * cols]
 
 
 def linear_weight(packed: Tensor, in_features: int) -> KernelWeight:
@@ -312,10 +324,7 @@ def binary_linear(x: Tensor, threshold: Optional[Tensor], weight: KernelWeight, 
     if residual is not None and residual.shape != (n, weight.packed.shape[0]):
         raise ValueError(f'residual has shape {tuple(residual.shape)}; the output is {(n, weight.packed.shape[0])}')
     outs = []
-    full = n - n % GEMM_ROW
-    for start, rows, cols in ((0, full // GEMM_ROW, GEMM_ROW), (full, 1, n - full)):
-        if rows * cols == 0:
-            continue
+    for start, rows, cols in gemm_rows(n):
         chunk = slice(start, start + rows * cols)
         res = None if residual is None else _as_pixels(residual[chunk].float(), rows, cols)
         y = binary_conv2d(_as_pixels(x[chunk], rows, cols), threshold, weight, scale, shift, residual=res,

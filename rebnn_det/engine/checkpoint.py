@@ -103,10 +103,15 @@ def _not_data_error(filename: str, err: Exception) -> CheckpointReadError:
 
 
 def _unpickler_reason(err: Exception) -> str:
-    """The part of torch's weights-only error that says what was refused (at most 300 characters)."""
+    """The part of torch's weights-only error that says what was refused (at most 300 characters): the line after
+    ``WeightsUnpickler error:``, else the first paragraph that is not torch's general preamble or closing hint."""
     text = str(err)
     match = re.search(r'WeightsUnpickler error:\s*(\S[^\n]*)', text)
-    return (match.group(1) if match else text.strip().split('\n')[0])[:300]
+    if match:
+        return match.group(1)[:300]
+    paragraphs = [p.strip() for p in text.split('\n\n') if p.strip()]
+    specific = [p for p in paragraphs if not p.startswith(('Weights only load failed', 'Check the documentation'))]
+    return (specific or paragraphs or [type(err).__name__])[0].split('\n')[0][:300]
 
 
 def check_checkpoint(obj, filename: str) -> dict:

@@ -42,6 +42,11 @@ def test_registered_statistics_method_is_allowed(monkeypatch):
      'allowed global\n\nCheck the documentation', 'Unsupported global: GLOBAL posix.system was not an allowed global'),
     ('Weights only load failed.\nWeightsUnpickler error: \n\ngetattr(x) is not allowed\n', 'getattr(x) is not allowed'),
     ('  first line\nsecond', 'first line'),
+    ('Weights only load failed. In PyTorch 2.6 ...\n\n\nTrying to load unsupported GLOBAL posix.system whose module '
+     'posix is blocked.\n\nCheck the documentation of torch.load', 'Trying to load unsupported GLOBAL posix.system '
+     'whose module posix is blocked.'),
+    ('Weights only load failed.\n\nCheck the documentation', 'Weights only load failed.'),
+    ('', 'UnpicklingError'),
     ('WeightsUnpickler error: ' + 'a' * 400, 'a' * 300),
 ])
 def test_unpickler_reason(text, reason):
@@ -57,6 +62,25 @@ def test_not_data_refusal_lists_the_unsafe_globals_only(tmp_path):
                         'numpy arrays, mmengine HistoryBuffers), so nothing in a file can run code while it is '
                         'loaded. If you wrote this file yourself, save its state dicts instead of the objects. '
                         '[refused]')
+
+
+def test_not_data_refusal_without_unsafe_globals_or_an_unreadable_list(tmp_path):
+    plain = tmp_path / 'plain.pth'
+    torch.save(dict(w=torch.ones(1)), plain)
+    noise = tmp_path / 'noise.bin'
+    noise.write_bytes(b'not a zip')
+    for path in (plain, noise):  # nothing to name / the names cannot be listed: the refusal without a list
+        err = ck._not_data_error(str(path), pickle.UnpicklingError('WeightsUnpickler error: refused'))
+        assert str(err).startswith(f"checkpoint '{path}' was not loaded: it holds objects that are not plain data. "
+                                   'Checkpoints are read as data only')
+
+
+def test_the_refusal_quotes_what_torch_refused(tmp_path):
+    path = tmp_path / 'evil.pth'
+    torch.save(dict(state_dict=dict(w=torch.ones(1)), x=os.system), path)
+    with pytest.raises(CheckpointReadError) as err:
+        ck.load_local_checkpoint(str(path))
+    assert str(err.value).endswith('[Trying to load unsupported GLOBAL posix.system whose module posix is blocked.]')
 
 
 def test_weights_only_is_explicit_even_where_the_environment_turns_it_off(tmp_path, monkeypatch):
@@ -149,6 +173,30 @@ def test_atomic_backend_writes_a_bare_file_name_into_the_current_folder(tmp_path
     assert os.listdir(tmp_path) == ['c.pth']  # no other folder made
 
 
+@pytest.mark.parametrize('fails', [False, True])
+def test_best_checkpoint_removal_waits_for_the_new_one(tmp_path, monkeypatch, fails):
+    from mmengine.hooks import CheckpointHook
+    (tmp_path / 'best_old.pth').write_bytes(b'1')
+    calls = []
+
+    def save_best(self, runner, metrics):  # mmengine's order: remove the previous best, then save the new one
+        self.file_backend.remove(str(tmp_path / 'best_old.pth'))
+        calls.append((runner, metrics, os.listdir(tmp_path)))
+        if fails:
+            raise OSError('disk full')
+    monkeypatch.setattr(CheckpointHook, '_save_best_checkpoint', save_best)
+    hook = SafeCheckpointHook()
+    hook.file_backend = safe_checkpoint.AtomicLocalBackend()
+    if fails:
+        with pytest.raises(OSError, match='disk full'):
+            hook._save_best_checkpoint('runner', {'coco/bbox_mAP': 0.5})
+    else:
+        hook._save_best_checkpoint('runner', {'coco/bbox_mAP': 0.5})
+    assert calls == [('runner', {'coco/bbox_mAP': 0.5}, ['best_old.pth'])]  # still there during the save
+    assert os.listdir(tmp_path) == (['best_old.pth'] if fails else [])  # removed only after a complete save
+    assert isinstance(hook.file_backend, safe_checkpoint.AtomicLocalBackend)
+
+
 def test_removals_wait_for_run(tmp_path):
     (tmp_path / 'old.pth').write_bytes(b'1')
     (tmp_path / 'old_dir').mkdir()
@@ -201,13 +249,19 @@ def test_checked_load_hook_words_a_mismatch_and_passes_other_errors():
 
 
 def test_checked_load_hook_puts_a_registered_format_into_the_unwrapped_model(monkeypatch):
-    from mmengine.model import MMDistributedDataParallel  # noqa: F401  (the wrapper type is_model_wrapper knows)
+    from mmengine.registry import MODEL_WRAPPERS
+
+    class Wrapper(torch.nn.Module):  # what DDP looks like to is_model_wrapper
+        def __init__(self, module):
+            super().__init__()
+            self.module = module
+    monkeypatch.setitem(MODEL_WRAPPERS._module_dict, 'TestWrapper', Wrapper)
     loaded = []
     fmt = checkpoint_formats.CheckpointFormat('test', lambda p: p.endswith('.fmt'), None,
                                               lambda model, path: loaded.append((model, path)))
     monkeypatch.setattr(checkpoint_formats, '_FORMATS', [fmt])
     model = torch.nn.Linear(1, 1)
-    runner = _Runner(model)
+    runner = _Runner(Wrapper(model))
     CheckedLoadHook('m.fmt').before_run(runner)
     assert loaded == [(model, 'm.fmt')] and runner.calls == []
     assert runner.logger.lines == ['Loaded test file m.fmt (checked against the model)']

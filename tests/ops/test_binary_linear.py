@@ -27,6 +27,7 @@ def test_gradients_are_the_clipped_ste_and_alpha_rules():
         layer.weight.copy_(torch.tensor([[0.5, -2.0, 0.1]]))
         layer.alpha.copy_(torch.tensor([3.0]))
     x = torch.tensor([[1.0, 2.0, -4.0]])
+    assert layer.bias is None
     layer(x).sum().backward()
     # dL/dw_hat = x; dL/dw = alpha * x * 1{|w| <= 1}; dL/dalpha = sum x * sign(w)
     assert layer.weight.grad.tolist() == [[3.0, 0.0, -12.0]]
@@ -55,6 +56,13 @@ def test_binarizer_choices(weight, act):
     assert f"bias=True, weight_binarizer='{weight}', act_binarizer='{act}'" in repr(layer)
     with pytest.raises(ValueError, match=r"^unknown weight_binarizer 'bad'; allowed: 'rebnn', 'xnor', 'none'$"):
         ReBNNLinear(4, 3, weight_binarizer='bad')
+
+
+def test_without_bias_and_with_factory_kwargs():
+    layer = ReBNNLinear(4, 3, bias=False, act_binarizer='none').eval()
+    x = torch.randn(2, 4)
+    assert torch.equal(layer(x), F.linear(x, torch.where(layer.weight < 0, -1.0, 1.0)) * layer.alpha)
+    assert ReBNNLinear(4, 3, dtype=torch.float64).weight.dtype == torch.float64
 
 
 def test_alpha_is_derived_when_a_checkpoint_has_none():
