@@ -88,3 +88,36 @@ def test_binary_roi_head_packs_its_fcs_as_bits_and_reloads_exactly(tmp_path):
     with torch.no_grad():
         for a, b in zip(head(x), reloaded(x)):
             assert torch.equal(a, b)
+
+
+def test_whole_detector_with_binary_roi_head_detects_the_same_in_deploy_mode():
+    import os.path as osp
+
+    from mmdet.testing import demo_mm_inputs
+    from mmengine.config import Config
+
+    from rebnn_det.deploy import build_detector
+    from rebnn_det.deploy.convert import deploy_layers
+    root = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+    cfg = Config.fromfile(osp.join(root, 'configs', 'shapes', 'rebnn_faster_rcnn_shapes_binary_roi.py'))
+    torch.manual_seed(0)
+    model = build_detector(cfg)
+    model.init_weights()
+    packed = demo_mm_inputs(2, [(3, 96, 128), (3, 128, 96)], num_items=[3, 2], num_classes=6)
+    model.train()
+    with torch.no_grad():  # BN running statistics of a model that has seen data
+        for _ in range(2):
+            model(**model.data_preprocessor(packed, True), mode='loss')
+    model.eval()
+    deployed = convert_to_deploy(copy.deepcopy(model))
+    assert {'roi_head.bbox_head.shared_fcs.0', 'roi_head.bbox_head.shared_fcs.1'} <= {
+        n.rsplit('.fc', 1)[0] for n in deploy_layers(deployed)}
+    with torch.no_grad():
+        data = model.data_preprocessor(packed, False)
+        a = model(**data, mode='predict')
+        b = deployed(**copy.deepcopy(data), mode='predict')
+    assert sum(len(r.pred_instances) for r in a) > 0
+    for x, y in zip(a, b):
+        assert torch.equal(x.pred_instances.bboxes, y.pred_instances.bboxes)
+        assert torch.equal(x.pred_instances.scores, y.pred_instances.scores)
+        assert torch.equal(x.pred_instances.labels, y.pred_instances.labels)
