@@ -13,7 +13,8 @@ import torch
 from torch import Tensor, nn
 
 from ..ops import ReBNNConv, binary_act_choices, binary_weight_choices
-from .kernels import KernelWeight, binary_conv2d, binary_conv_counts, bn_terms, pair, prepare_weight
+from .kernels import KernelWeight, binary_conv2d, binary_conv_counts, pair, prepare_weight
+from .packed_layer import PackedBinaryLayer
 from .packing import pack_conv_weight
 
 
@@ -22,7 +23,7 @@ def is_deployable(conv: nn.Module) -> bool:
     return isinstance(conv, ReBNNConv) and conv.is_w1a1
 
 
-class PackedBinaryConv(nn.Module):
+class PackedBinaryConv(PackedBinaryLayer):
     """A binary convolution stored as packed sign bits (64 input channels per int64 word) plus per-channel
     ``scale``/``shift`` (and, after :meth:`fuse_bn`, ``bn_scale``/``bn_shift``); 32x smaller weights than the float
     layer and XNOR-popcount arithmetic.
@@ -35,6 +36,8 @@ class PackedBinaryConv(nn.Module):
         stride / padding / dilation / groups / pad_value: the geometry of the original conv.
         isa: force a kernel path (``None``: ``$REBNN_KERNEL_ISA`` or the best available).
     """
+
+    OUTPUTS = 'output channels'
 
     def __init__(self, packed_weight: Tensor, in_channels: int, scale: Tensor, shift: Optional[Tensor] = None,
                  threshold: Optional[Tensor] = None, stride=1, padding=0, dilation=1, groups: int = 1,
@@ -49,17 +52,7 @@ class PackedBinaryConv(nn.Module):
         self.pad_value = float(pad_value)
         self.isa = isa
         self._in_per_group = in_channels
-        self.register_buffer('packed_weight', weight.packed)
-        self.register_buffer('kernel_weight', weight.kernel)
-        self.register_buffer('tap_sum', weight.tap_sum)
-        self.register_buffer('scale', scale.detach().float().reshape(-1).clone())
-        self.register_buffer('shift', None if shift is None else shift.detach().float().reshape(-1).clone())
-        self.register_buffer('bn_scale', None)
-        self.register_buffer('bn_shift', None)
-        self.register_buffer('threshold',
-                             None if threshold is None else threshold.detach().float().reshape(-1).clone())
-        if self.scale.numel() != self.out_channels:
-            raise ValueError(f'scale has {self.scale.numel()} values for {self.out_channels} output channels')
+        self._register_packed(weight, scale, shift, threshold, self.out_channels)
 
     @classmethod
     def from_conv(cls, conv: ReBNNConv, isa: Optional[str] = None) -> 'PackedBinaryConv':
@@ -79,23 +72,6 @@ class PackedBinaryConv(nn.Module):
     @property
     def weight(self) -> KernelWeight:
         return KernelWeight(self.packed_weight, self.kernel_weight, self.tap_sum, self._in_per_group)
-
-    @torch.no_grad()
-    def fuse_bn(self, bn: nn.modules.batchnorm._BatchNorm) -> None:
-        """Take over an eval-mode BN that follows this conv (then drop the BN): the epilogue applies it as
-        ``fma(y, bn_scale, bn_shift)`` with the per-channel terms PyTorch's CPU BatchNorm uses (:func:`bn_terms`),
-        after ``scale * count + shift``, so the result is bit-identical to ``bn(conv(x))``."""
-        if self.bn_scale is not None:
-            raise ValueError('this PackedBinaryConv already has a BatchNorm')
-        bn_scale, bn_shift = bn_terms(bn)
-        if bn_scale.numel() != self.out_channels:
-            raise ValueError(f'BatchNorm has {bn_scale.numel()} channels; the conv has {self.out_channels}')
-        self.bn_scale, self.bn_shift = bn_scale, bn_shift
-
-    @property
-    def bn(self):
-        """``(bn_scale, bn_shift)`` or ``None``."""
-        return None if self.bn_scale is None else (self.bn_scale, self.bn_shift)
 
     def counts(self, x: Tensor) -> Tensor:
         """The exact integer counts (int32 ``[N, C_out, H_o, W_o]``) before scale and shift."""

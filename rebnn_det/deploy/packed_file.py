@@ -228,12 +228,7 @@ def check_layers_match(payload: dict, model: nn.Module, path: str) -> None:
                 raise PackedFileError(f'{path}: layer {name!r} has {field}={entry["layer"].get(field)!r} in the '
                                       f'file but {expected.get(field)!r} in the config (config and weights do not '
                                       'match)')
-        shape = packed_shape(expected)
-        c_out = shape[0]
-        if tuple(entry['packed'].shape) != shape or tuple(entry['alpha'].shape) != (c_out, ):
-            raise PackedFileError(f'{path}: layer {name!r} holds packed bits {tuple(entry["packed"].shape)} and '
-                                  f'alpha {tuple(entry["alpha"].shape)}; its geometry needs {shape} and '
-                                  f'({c_out},) (corrupt file)')
+        # (the bits and alpha were checked against this record when the file was read: read_packed_file)
     missing = sorted(set(in_model) - set(payload['binary_layers']))
     if missing:
         raise PackedFileError(f'{path}: the config has binary layers the file lacks: {", ".join(missing[:5])}'

@@ -11,7 +11,8 @@ import torch
 from torch import Tensor, nn
 
 from ..ops import ReBNNLinear, binary_act_choices, binary_weight_choices
-from .kernels import KernelWeight, binary_linear, binary_linear_counts, bn_terms, linear_weight
+from .kernels import KernelWeight, binary_linear, binary_linear_counts, linear_weight
+from .packed_layer import PackedBinaryLayer
 from .packing import pack_signs_last
 
 
@@ -20,7 +21,7 @@ def is_deployable_linear(layer: nn.Module) -> bool:
     return isinstance(layer, ReBNNLinear) and layer.is_w1a1
 
 
-class PackedBinaryLinear(nn.Module):
+class PackedBinaryLinear(PackedBinaryLayer):
     """A binary linear layer stored as packed sign bits (64 input features per int64 word) plus per-output
     ``scale``/``shift`` (and, after :meth:`fuse_bn`, ``bn_scale``/``bn_shift``): 32x smaller weights than the float
     layer and XNOR-popcount arithmetic.
@@ -33,23 +34,15 @@ class PackedBinaryLinear(nn.Module):
         isa: force a kernel path (``None``: ``$REBNN_KERNEL_ISA`` or the best available).
     """
 
+    OUTPUTS = 'output features'
+
     def __init__(self, packed_weight: Tensor, in_features: int, scale: Tensor, shift: Optional[Tensor] = None,
                  threshold: Optional[Tensor] = None, isa: Optional[str] = None):
         super().__init__()
         weight = linear_weight(packed_weight, in_features)
         self.in_features, self.out_features = in_features, packed_weight.shape[0]
         self.isa = isa
-        self.register_buffer('packed_weight', weight.packed)
-        self.register_buffer('kernel_weight', weight.kernel)
-        self.register_buffer('tap_sum', weight.tap_sum)
-        self.register_buffer('scale', scale.detach().float().reshape(-1).clone())
-        self.register_buffer('shift', None if shift is None else shift.detach().float().reshape(-1).clone())
-        self.register_buffer('bn_scale', None)
-        self.register_buffer('bn_shift', None)
-        self.register_buffer('threshold',
-                             None if threshold is None else threshold.detach().float().reshape(-1).clone())
-        if self.scale.numel() != self.out_features:
-            raise ValueError(f'scale has {self.scale.numel()} values for {self.out_features} output features')
+        self._register_packed(weight, scale, shift, threshold, self.out_features)
 
     @classmethod
     def from_linear(cls, layer: ReBNNLinear, isa: Optional[str] = None) -> 'PackedBinaryLinear':
@@ -67,21 +60,6 @@ class PackedBinaryLinear(nn.Module):
     @property
     def weight(self) -> KernelWeight:
         return KernelWeight(self.packed_weight, self.kernel_weight, self.tap_sum, self.in_features)
-
-    @torch.no_grad()
-    def fuse_bn(self, bn: nn.modules.batchnorm._BatchNorm) -> None:
-        """Take over an eval-mode BatchNorm1d that follows this layer: the epilogue applies it with the terms
-        PyTorch's CPU BatchNorm uses (:func:`~.kernels.bn_terms`), bit-identical to ``bn(layer(x))``."""
-        if self.bn_scale is not None:
-            raise ValueError('this PackedBinaryLinear already has a BatchNorm')
-        bn_scale, bn_shift = bn_terms(bn)
-        if bn_scale.numel() != self.out_features:
-            raise ValueError(f'BatchNorm has {bn_scale.numel()} channels; the layer has {self.out_features}')
-        self.bn_scale, self.bn_shift = bn_scale, bn_shift
-
-    @property
-    def bn(self):
-        return None if self.bn_scale is None else (self.bn_scale, self.bn_shift)
 
     def counts(self, x: Tensor) -> Tensor:
         """The exact integer counts (int32 ``[N, out_features]``) before the epilogue."""

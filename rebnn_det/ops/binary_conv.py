@@ -50,10 +50,6 @@ class ReBNNConv(BinaryLayerMixin, nn.Conv2d):
         self.pad_value = check_pad_value(pad_value)
         self._init_binarizers(weight_binarizer, act_binarizer, in_channels)
 
-    def reset_parameters(self) -> None:
-        super().reset_parameters()
-        self.reset_alpha()
-
     def forward(self, x: Tensor) -> Tensor:
         if self.scales_output():
             # eval: scale * conv(B_a(x), sign(w)) -- the {-1, +1} conv of binary activations is an exact integer,

@@ -63,6 +63,11 @@ class BinaryLayerMixin:
         return self.weight_quantizer.scale(self.weight, self.alpha).detach().clone()
 
     # ---- initialisation and loading --------------------------------------------------------------------------
+    def reset_parameters(self) -> None:
+        """The layer's own initialisation (``nn.Conv2d`` / ``nn.Linear``), then ``alpha`` from the new weights."""
+        super().reset_parameters()
+        self.reset_alpha()
+
     def init_weights(self) -> None:
         """mmengine/mmcv initialisation hook: keep ``alpha`` consistent with weights initialised elsewhere.
 

@@ -29,10 +29,6 @@ class ReBNNLinear(BinaryLayerMixin, nn.Linear):
         super().__init__(in_features, out_features, bias, **kwargs)
         self._init_binarizers(weight_binarizer, act_binarizer, in_features, rsign_ndim=2)
 
-    def reset_parameters(self) -> None:
-        super().reset_parameters()
-        self.reset_alpha()
-
     def forward(self, x: Tensor) -> Tensor:
         if self.scales_output():
             signs, scale = self.weight_quantizer.factors(self.weight, self.alpha)

@@ -105,9 +105,10 @@ def test_detector_summary_counts_binary_parts_and_heads():
     summary = model_summary(model, (64, 64))
     feat = summary.part('backbone', 'neck')
     assert feat.bops > 0 and feat.compression > 10
-    roi = summary.part('roi_head')
-    assert roi.layers and all(r.binary_macs is None and r.float_macs is None for r in roi.layers)
-    assert summary.traced == ['backbone', 'neck', 'rpn_head']
+    roi = summary.part('roi_head')  # counted at the test-time proposals (this config: 100), all real
+    assert roi.layers and all(r.binary_macs == 0 and r.float_macs > 0 for r in roi.layers)
+    assert summary.traced == ['backbone', 'neck', 'rpn_head', 'roi_head']
+    assert summary.rois == {'roi_head.bbox_head': 100}
     binary = [r for r in summary.layers if r.weight_bits == 1]
     assert len(binary) == 16 + 4 + 4  # backbone convs, FPN lateral + output (num_outs 5 by max-pool)
 
