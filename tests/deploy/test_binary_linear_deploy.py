@@ -15,7 +15,8 @@ PATHS = list(kernels.available_isas())
 
 
 @pytest.mark.parametrize('isa', PATHS)
-@pytest.mark.parametrize('n, k, o', [(1, 64, 8), (5, 100, 24), (64, 65, 9), (130, 784, 33), (200, 1024, 64)])
+@pytest.mark.parametrize('n, k, o', [(1, 64, 8), (5, 100, 24), (64, 65, 9), (130, 784, 33), (200, 1024, 64),
+                                     (211, 128, 16)])  # 211: prime, rows of 100 and a row of 11 (two kernel calls)
 def test_gemm_counts_and_output_exact(isa, n, k, o):
     torch.manual_seed(n + k + o)
     x, thr, w = torch.randn(n, k), torch.randn(k) * 0.1, torch.randn(o, k)
@@ -30,12 +31,25 @@ def test_gemm_counts_and_output_exact(isa, n, k, o):
     torch.testing.assert_close(got, expected)
 
 
+@pytest.mark.parametrize('n, calls', [(1000, [(0, 10, 100)]), (150, [(0, 2, 75)]), (64, [(0, 1, 64)]),
+                                      (211, [(0, 2, 100), (200, 1, 11)]), (1, [(0, 1, 1)]), (40, [(0, 1, 40)]),
+                                      (400, [(0, 4, 100)]), (50, [(0, 1, 50)]), (202, [(0, 2, 101)])])
+def test_gemm_rows_divide_the_rois_when_they_can(n, calls):
+    assert kernels.GEMM_ROW == 100 and kernels.gemm_rows(n) == calls
+
+
 def test_gemm_argument_errors():
     weight = kernels.linear_weight(pack_signs_last(torch.randn(4, 10)), 10)
     with pytest.raises(ValueError, match=r'binary_linear expects \[N, in_features\] features, got shape \(2, 10, 1\)'):
         kernels.binary_linear(torch.randn(2, 10, 1), None, weight, torch.ones(4))
-    with pytest.raises(ValueError, match='input has 9 features; the weight has 10'):
-        kernels.binary_linear(torch.randn(2, 9), None, weight, torch.ones(4))
+    for fn in (kernels.binary_linear, kernels.binary_linear_counts):
+        with pytest.raises(ValueError, match='^input has 9 features; the weight has 10$'):
+            fn(torch.randn(2, 9), None, weight, torch.ones(4)) if fn is kernels.binary_linear else fn(
+                torch.randn(2, 9), None, weight)
+    with pytest.raises(ValueError, match="'fast'"):  # the path is passed on (an unknown one is an error)
+        kernels.binary_linear(torch.randn(2, 10), None, weight, torch.ones(4), isa='fast')
+    with pytest.raises(ValueError, match="'fast'"):
+        kernels.binary_linear_counts(torch.randn(2, 10), None, weight, isa='fast')
     with pytest.raises(ValueError, match=r'residual has shape \(2, 3\); the output is \(2, 4\)'):
         kernels.binary_linear(torch.randn(2, 10), None, weight, torch.ones(4), residual=torch.randn(2, 3))
     with pytest.raises(ValueError, match=r'packed linear weight must be int64 \[out_features, words\]'):

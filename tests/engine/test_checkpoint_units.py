@@ -47,6 +47,7 @@ def test_registered_statistics_method_is_allowed(monkeypatch):
      'whose module posix is blocked.'),
     ('Weights only load failed.\n\nCheck the documentation', 'Weights only load failed.'),
     ('', 'UnpicklingError'),
+    ('Weights only load failed.\n\n' + 'b' * 400, 'b' * 300),
     ('WeightsUnpickler error: ' + 'a' * 400, 'a' * 300),
 ])
 def test_unpickler_reason(text, reason):
@@ -267,4 +268,7 @@ def test_checked_load_hook_puts_a_registered_format_into_the_unwrapped_model(mon
     assert runner.logger.lines == ['Loaded test file m.fmt (checked against the model)']
     CheckedLoadHook('m.fmt', strict=False).before_run(runner)  # --allow-partial: mmengine's non-strict load
     assert runner.calls == [('m.fmt', 'cpu', False)]
+    plain = _Runner(model)  # not wrapped: the model itself
+    CheckedLoadHook('m.fmt').before_run(plain)
+    assert loaded[-1] == (model, 'm.fmt')
     assert CheckedLoadHook('x').priority == 'VERY_HIGH'
