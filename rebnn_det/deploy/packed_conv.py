@@ -12,9 +12,9 @@ from typing import Optional, Sequence
 import torch
 from torch import Tensor, nn
 
-from ..ops import ReBNNConv, binary_act_choices, binary_weight_choices
+from ..ops import ReBNNConv
 from .kernels import KernelWeight, binary_conv2d, binary_conv_counts, pair, prepare_weight
-from .packed_layer import PackedBinaryLayer
+from .packed_layer import PackedBinaryLayer, not_deployable
 from .packing import pack_conv_weight
 
 
@@ -58,11 +58,7 @@ class PackedBinaryConv(PackedBinaryLayer):
     def from_conv(cls, conv: ReBNNConv, isa: Optional[str] = None) -> 'PackedBinaryConv':
         """Pack a trained ReBNNConv (``alpha = conv.alpha`` for 'rebnn', the channel mean ``|w|`` for 'xnor')."""
         if not is_deployable(conv):
-            raise ValueError(f'only a ReBNNConv with binary weights (weight_binarizer in {binary_weight_choices()}) '
-                             f'and binary activations (act_binarizer in {binary_act_choices()}) runs on the '
-                             f'XNOR-popcount kernels; got {type(conv).__name__}(weight_binarizer='
-                             f'{getattr(conv, "weight_binarizer", None)!r}, act_binarizer='
-                             f'{getattr(conv, "act_binarizer", None)!r})')
+            raise not_deployable(conv, 'ReBNNConv', 'activations', 'XNOR-popcount kernels')
         with torch.no_grad():
             alpha = conv.scale()
             threshold = conv.rsign.threshold if conv.rsign is not None else None

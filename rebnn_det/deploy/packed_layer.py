@@ -12,6 +12,15 @@ def _vector(t: Optional[Tensor]) -> Optional[Tensor]:
     return None if t is None else t.detach().float().reshape(-1).clone()
 
 
+def not_deployable(layer: nn.Module, expected: str, inputs: str, runs_on: str) -> ValueError:
+    """The error for a layer that cannot run packed: it needs binary weights and binary inputs."""
+    from ..ops import binary_act_choices, binary_weight_choices
+    return ValueError(f'only a {expected} with binary weights (weight_binarizer in {binary_weight_choices()}) and '
+                      f'binary {inputs} (act_binarizer in {binary_act_choices()}) runs on the {runs_on}; got '
+                      f'{type(layer).__name__}(weight_binarizer={getattr(layer, "weight_binarizer", None)!r}, '
+                      f'act_binarizer={getattr(layer, "act_binarizer", None)!r})')
+
+
 class PackedBinaryLayer(nn.Module):
     """Buffers of a packed binary layer: the packed signs and their kernel layout, ``tap_sum``, the per-output
     ``scale`` (alpha) and ``shift`` (bias), the RSign ``threshold``, and after :meth:`fuse_bn` the BatchNorm terms

@@ -10,9 +10,9 @@ from typing import Optional
 import torch
 from torch import Tensor, nn
 
-from ..ops import ReBNNLinear, binary_act_choices, binary_weight_choices
+from ..ops import ReBNNLinear
 from .kernels import KernelWeight, binary_linear, binary_linear_counts, linear_weight
-from .packed_layer import PackedBinaryLayer
+from .packed_layer import PackedBinaryLayer, not_deployable
 from .packing import pack_signs_last
 
 
@@ -48,10 +48,7 @@ class PackedBinaryLinear(PackedBinaryLayer):
     def from_linear(cls, layer: ReBNNLinear, isa: Optional[str] = None) -> 'PackedBinaryLinear':
         """Pack a trained ReBNNLinear (its scale: ``alpha``, or the row mean ``|w|`` for 'xnor')."""
         if not is_deployable_linear(layer):
-            raise ValueError(f'only a ReBNNLinear with binary weights (weight_binarizer in {binary_weight_choices()}) '
-                             f'and binary inputs (act_binarizer in {binary_act_choices()}) runs on the binary GEMM; '
-                             f'got {type(layer).__name__}(weight_binarizer={getattr(layer, "weight_binarizer", None)!r}'
-                             f', act_binarizer={getattr(layer, "act_binarizer", None)!r})')
+            raise not_deployable(layer, 'ReBNNLinear', 'inputs', 'binary GEMM')
         with torch.no_grad():
             threshold = layer.rsign.threshold if layer.rsign is not None else None
             return cls(pack_signs_last(layer.weight.detach()), layer.in_features, layer.scale(), layer.bias,
