@@ -61,6 +61,9 @@ RUNS = {
 }
 EXTRA_RUNS = {  # not run unless named in --rows
     'ReBNN gamma=1e-4': [('rebnn_faster_rcnn_shapes.py', ['custom_hooks.0.gamma=0.0001'])],
+    # what the RoI head's two shared FCs cost when binary: compare with --baseline 'binary RPN'
+    'binary RPN': [('rebnn_faster_rcnn_shapes_binary_rpn.py', [])],
+    'binary RPN + RoI FCs': [('rebnn_faster_rcnn_shapes_binary_roi.py', [])],
 }
 ALL_RUNS = {**RUNS, **EXTRA_RUNS}
 SETTINGS = ('default', 'hard')
@@ -216,16 +219,16 @@ def _fmt_cmp(c: dict, spec: str) -> str:
     return f'{format(c["diff"], "+" + spec)}: {verdict}'
 
 
-def summarize(runs: List[dict]) -> Dict[tuple, List[dict]]:
+def summarize(runs: List[dict], baseline: str = BASELINE) -> Dict[tuple, List[dict]]:
     """(setting, schedule) -> one summary per row: seeds, mean/std of each metric, the comparison with the
-    XNOR-style row of the same setting and schedule, mean wall minutes and median step time."""
+    ``baseline`` row of the same setting and schedule, mean wall minutes and median step time."""
     groups: Dict[tuple, Dict[str, List[dict]]] = {}
     for r in runs:
         groups.setdefault((r['setting'], r['schedule']), {}).setdefault(r['row'], []).append(r)
     out = {}
     for key, rows in sorted(groups.items(), key=lambda kv: (SETTINGS.index(kv[0][0]) if kv[0][0] in SETTINGS
                                                             else 9, kv[0][1])):
-        base = rows.get(BASELINE, [])
+        base = rows.get(baseline, [])
         summaries = []
         for row in sorted(rows, key=_row_order):
             rs = sorted(rows[row], key=lambda r: r['seed'])
@@ -234,7 +237,7 @@ def summarize(runs: List[dict]) -> Dict[tuple, List[dict]]:
             for m in METRICS:
                 s[m] = mean_std([r[m] for r in rs])
             s['late_gamma'] = mean_std([r.get('late_gamma') for r in rs])  # absent from runs saved before it was
-            if row != BASELINE and row != 'real-valued' and base:
+            if row != baseline and row != 'real-valued' and base:
                 s['vs_baseline'] = {m: compare([r[m] for r in rs], [r[m] for r in base]) for m in ('mAP', 'late_flip')}
             elif row == 'real-valued' and base:
                 s['vs_baseline'] = {'mAP': compare([r['mAP'] for r in rs], [r['mAP'] for r in base])}
@@ -243,18 +246,18 @@ def summarize(runs: List[dict]) -> Dict[tuple, List[dict]]:
     return out
 
 
-def format_tables(runs: List[dict]) -> str:
+def format_tables(runs: List[dict], baseline: str = BASELINE) -> str:
     lines = []
-    for (setting, schedule), summaries in summarize(runs).items():
+    for (setting, schedule), summaries in summarize(runs, baseline).items():
         lines += [f'### setting: {setting}, schedule: {schedule} (x{SCHEDULES.get(schedule, "?")} the demo\'s epochs)',
                   '',
                   '| run | seeds | bbox mAP | mAP50 | late flip ratio/step | late oscillated | '
-                  f'Δ mAP vs {BASELINE}: beyond spread? | Δ late flip vs {BASELINE}: beyond spread? | '
+                  f'Δ mAP vs {baseline}: beyond spread? | Δ late flip vs {baseline}: beyond spread? | '
                   'late mean γ | median s/step | wall min/run |',
                   '|---|---|---|---|---|---|---|---|---|---|---|']
         for s in summaries:
             cmp = s.get('vs_baseline', {})
-            na = '(baseline)' if s['row'] == BASELINE else '-'
+            na = '(baseline)' if s['row'] == baseline else '-'
             lines.append(
                 f'| {s["row"]} | {len(s["seeds"])} ({",".join(map(str, s["seeds"]))}) | {_fmt(*s["mAP"], ".3f")} | '
                 f'{_fmt(*s["mAP50"], ".3f")} | {_fmt(*s["late_flip"], ".2e")} | {_fmt(*s["late_osc"], ".2f", True)} | '
@@ -355,6 +358,8 @@ def main(argv=None):
     parser.add_argument('--from-json', help='with --table-only: read the runs from this json instead of work dirs')
     parser.add_argument('--export', help=f'merge the finished runs into this json ("" to skip); default '
                         f'{osp.relpath(DEFAULT_EXPORT, ROOT)}, or none when --cfg-options is given')
+    parser.add_argument('--baseline', choices=list(ALL_RUNS), default=BASELINE,
+                        help='the row every other row is compared with (default: %(default)s)')
     parser.add_argument('--dry-run', action='store_true', help='print the commands only')
     args = parser.parse_args(argv)
     if args.from_json and not args.table_only:
@@ -381,7 +386,7 @@ def main(argv=None):
         runs = collect(args.work_root)
         if args.export and runs:
             merge_export(args.export, runs)
-    print(format_tables(runs))
+    print(format_tables(runs, args.baseline))
 
 
 if __name__ == '__main__':

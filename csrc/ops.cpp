@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "rebnn_kernels.h"
+#include "roi_align.h"
 
 namespace rebnn {
 namespace {
@@ -190,6 +191,56 @@ at::Tensor binary_conv(const at::Tensor& x, const c10::optional<at::Tensor>& thr
                      false, ep, isa);
 }
 
+// RoIAlign (avg) of every RoI from its own level of `feats` (any strides; channels-last is read fastest), threaded
+// over RoIs; [K, C, out_h, out_w] contiguous, equal to mmcv's CPU RoIAlign of each RoI on its level.
+at::Tensor roi_align_levels(const std::vector<at::Tensor>& feats, const std::vector<double>& spatial_scales,
+                            const at::Tensor& rois, const at::Tensor& level, int64_t out_h, int64_t out_w,
+                            int64_t sampling_ratio, bool aligned) {
+  TORCH_CHECK(!feats.empty(), "roi_align_levels needs at least one feature level");
+  TORCH_CHECK(feats.size() == spatial_scales.size(), "got ", feats.size(), " feature levels and ",
+              spatial_scales.size(), " spatial scales");
+  TORCH_CHECK(out_h >= 1 && out_w >= 1, "output size must be >= 1, got ", out_h, "x", out_w);
+  TORCH_CHECK(sampling_ratio >= 0, "sampling_ratio must be >= 0 (0: adaptive), got ", sampling_ratio);
+  const int64_t n = feats[0].size(0), c = feats[0].size(1);
+  std::vector<RoIAlignLevel> levels;
+  for (size_t i = 0; i < feats.size(); ++i) {
+    const at::Tensor& f = feats[i];
+    check_float_nchw(f, "feature level");
+    TORCH_CHECK(f.size(0) == n && f.size(1) == c, "feature level ", i, " has shape ", f.sizes(),
+                "; level 0 has batch ", n, " and ", c, " channels");
+    levels.push_back(RoIAlignLevel{f.data_ptr<float>(), f.stride(0), f.stride(1), f.stride(2), f.stride(3),
+                                   f.size(2), f.size(3), static_cast<float>(spatial_scales[i])});
+  }
+  TORCH_CHECK(rois.device().is_cpu() && rois.scalar_type() == at::kFloat && rois.dim() == 2 && rois.size(1) == 5,
+              "rois must be a float32 CPU [K, 5] tensor (batch index, x1, y1, x2, y2), got ", rois.sizes());
+  TORCH_CHECK(level.scalar_type() == at::kLong && level.dim() == 1 && level.size(0) == rois.size(0),
+              "level must be an int64 [K] tensor, one level per RoI");
+  const at::Tensor r = rois.contiguous(), lv = level.contiguous();
+  const int64_t k = r.size(0);
+  const float* rp = r.data_ptr<float>();
+  const int64_t* lp = lv.data_ptr<int64_t>();
+  for (int64_t i = 0; i < k; ++i) {
+    TORCH_CHECK(lp[i] >= 0 && lp[i] < static_cast<int64_t>(levels.size()), "RoI ", i, " has level ", lp[i],
+                "; there are ", levels.size(), " levels");
+    const int b = static_cast<int>(rp[i * 5]);
+    TORCH_CHECK(b >= 0 && b < n, "RoI ", i, " has batch index ", rp[i * 5], "; the batch has ", n, " images");
+    if (aligned) {
+      const float s = levels[lp[i]].spatial_scale;
+      TORCH_CHECK((rp[i * 5 + 3] * s - 0.5f) - (rp[i * 5 + 1] * s - 0.5f) >= 0 &&
+                      (rp[i * 5 + 4] * s - 0.5f) - (rp[i * 5 + 2] * s - 0.5f) >= 0,
+                  "RoI ", i, " has x2 < x1 or y2 < y1 (aligned RoIAlign needs a non-negative size)");
+    }
+  }
+  at::Tensor out = at::empty({k, c, out_h, out_w}, feats[0].options());
+  RoIAlignArgs a{levels.data(), static_cast<int64_t>(levels.size()), rp, lp, c, out_h, out_w, sampling_ratio,
+                 aligned, out.data_ptr<float>()};
+  at::parallel_for(0, k, 4, [&](int64_t b, int64_t e) {
+    std::vector<float> scratch(c);
+    roi_align_range(a, b, e, scratch.data());
+  });
+  return out;
+}
+
 }  // namespace
 }  // namespace rebnn
 
@@ -208,4 +259,7 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
         py::arg("bias") = py::none(), py::arg("bn_scale") = py::none(), py::arg("bn_shift") = py::none(),
         py::arg("residual") = py::none(), py::arg("act_in") = py::none(),
         py::arg("act_slope") = py::none(), py::arg("act_out") = py::none(), py::arg("isa") = "auto");
+  m.def("roi_align_levels", &rebnn::roi_align_levels, py::arg("feats"), py::arg("spatial_scales"),
+        py::arg("rois"), py::arg("level"), py::arg("out_h"), py::arg("out_w"), py::arg("sampling_ratio"),
+        py::arg("aligned"));
 }

@@ -17,8 +17,9 @@ model's order and rounding -- the deploy model is bit-identical to the simulated
 The model is put in eval mode (the BN uses its running statistics). Deploy modules are inference only.
 The kernels output channels-last tensors. Real convolutions give different bits on channels-last and NCHW inputs
 (another accumulation order), and the simulated model feeds them NCHW, so every real ``nn.Conv2d`` of a converted
-model gets its input NCHW-contiguous (a no-op where it already is); an mmdet detector's features are made
-NCHW-contiguous on leaving the neck (mmcv's RoIAlign ignores strides).
+model gets its input NCHW-contiguous (a no-op where it already is). mmdet's RoI extractors (mmcv RoIAlign: one
+thread, reads a raw NCHW buffer) become :class:`.ParallelRoIExtractor` (all cores, any strides, the same values);
+a detector that still has an mmcv op gets its features NCHW-contiguous on leaving the neck.
 """
 from typing import Optional
 
@@ -32,6 +33,7 @@ from ..ops import RPReLU
 from ..ops.shortcut import channel_shortcut, shortcut_pool
 from .packed_conv import PackedBinaryConv, is_deployable
 from .packed_linear import PackedBinaryLinear, is_deployable_linear
+from .roi_align import ParallelRoIExtractor
 
 _BatchNorm = nn.modules.batchnorm._BatchNorm
 
@@ -163,10 +165,21 @@ def _real_convs_read_nchw(model: nn.Module) -> None:
             m._rebnn_nchw_input = True
 
 
+def _stride_blind_ops(model: nn.Module) -> list:
+    """Names of the mmcv ops of ``model`` that may read their input as a raw NCHW buffer (mmcv's RoIAlign does),
+    leaving out those a ParallelRoIExtractor has replaced (it reads any strides)."""
+    replaced = {id(m) for p in model.modules() if isinstance(p, ParallelRoIExtractor) for m in p.modules()}
+    return [name for name, m in model.named_modules()
+            if type(m).__module__.startswith('mmcv.ops') and id(m) not in replaced]
+
+
 def _features_to_nchw(model: nn.Module) -> None:
     """The kernels write channels-last tensors (the next binary layer packs them fastest). Some consumers of a
-    detector's features ignore strides (mmcv's RoIAlign reads the raw NCHW buffer), so the features leaving an
-    mmdet detector's ``extract_feat`` (its neck, else its backbone) are made NCHW-contiguous."""
+    detector's features ignore strides (mmcv's RoIAlign reads the raw NCHW buffer), so, while the model has such
+    an op, the features leaving an mmdet detector's ``extract_feat`` (its neck, else its backbone) are made
+    NCHW-contiguous. (Its real convs read NCHW anyway: :func:`_real_convs_read_nchw`.)"""
+    if not _stride_blind_ops(model):
+        return
     feat = getattr(model, 'neck', None) if getattr(model, 'with_neck', False) else getattr(model, 'backbone', None)
     if hasattr(model, 'extract_feat') and isinstance(feat, nn.Module) and not getattr(feat, '_rebnn_nchw', False):
         feat.register_forward_hook(_contiguous_outputs)
@@ -205,6 +218,8 @@ def convert_to_deploy(model: nn.Module, fuse: bool = True, isa: Optional[str] = 
             _replace(model, name, PackedBinaryConv.from_conv(m, isa))
         elif name and is_deployable_linear(m):
             _replace(model, name, PackedBinaryLinear.from_linear(m, isa))
+        elif name and ParallelRoIExtractor.applies(m):
+            _replace(model, name, ParallelRoIExtractor(m))
     _real_convs_read_nchw(model)
     _features_to_nchw(model)
     return model

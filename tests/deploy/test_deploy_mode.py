@@ -11,6 +11,7 @@ from torch import nn
 from rebnn_det.deploy import kernels
 from rebnn_det.deploy.convert import FusedBinaryConvBlock, FusedReActBasicBlock, convert_to_deploy, deploy_layers
 from rebnn_det.deploy.packed_conv import PackedBinaryConv, is_deployable
+from rebnn_det.deploy.roi_align import ParallelRoIExtractor
 from rebnn_det.models.backbones.rebnn_resnet import ReBNNResNet
 from rebnn_det.models.necks.binary_fpn import BinaryFPN
 from rebnn_det.ops import ReBNNConv, named_binary_convs
@@ -173,6 +174,9 @@ def test_detector_deploy_same_detections_and_counts(tiny_trained_detector, isa):
     sim = _trained_detector(tiny_trained_detector)
     dep = convert_to_deploy(copy.deepcopy(sim), isa=isa)
     assert len(deploy_layers(dep)) == len(list(named_binary_convs(sim))) > 0
+    # the RoI features come from the threaded RoIAlign, which reads the neck's channels-last outputs as they are
+    assert isinstance(dep.roi_head.bbox_roi_extractor, ParallelRoIExtractor)
+    assert not getattr(dep.neck, '_rebnn_nchw', False)
     loader = Runner.build_dataloader(copy.deepcopy(tiny_trained_detector.cfg.test_dataloader))
     seen = {}
     handles = [m.register_forward_hook(lambda m, i, o, n=name: None if n in seen else seen.update({n: (i[0], o)}))
@@ -194,6 +198,20 @@ def test_detector_deploy_same_detections_and_counts(tiny_trained_detector, isa):
         counts = PackedBinaryConv.from_conv(conv, isa=isa).counts(x).contiguous()
         assert torch.equal(counts, exact_counts(conv, x)), name
         assert torch.equal(counts.float() * conv.alpha.view(1, -1, 1, 1), out), name
+
+
+def test_features_made_nchw_while_an_mmcv_op_remains(tiny_trained_detector):
+    """With a max-pooling RoIAlign (which the threaded kernel does not replace) the neck's outputs are made
+    NCHW-contiguous for it, and the detections still equal the simulated model's."""
+    cfg = copy.deepcopy(tiny_trained_detector.cfg)
+    cfg.model.roi_head.bbox_roi_extractor.roi_layer.pool_mode = 'max'
+    from mmdet.registry import MODELS
+    sim = MODELS.build(cfg.model).eval()
+    dep = convert_to_deploy(copy.deepcopy(sim))
+    assert not isinstance(dep.roi_head.bbox_roi_extractor, ParallelRoIExtractor)
+    assert dep.neck._rebnn_nchw
+    feats = dep.extract_feat(torch.randn(1, 3, 64, 64))
+    assert all(f.is_contiguous() for f in feats)
 
 
 def test_deploy_hook_gives_the_same_map(tiny_trained_detector, tmp_path):
