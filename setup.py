@@ -57,8 +57,8 @@ setup(
     # mmcv 2.1.0 has no wheel on PyPI: build it with ops (see README) or `mim install mmcv==2.1.0`.
     install_requires=[
         'torch>=2.6', 'mmengine>=0.10.0,<0.11', 'mmcv>=2.0.0,<2.2.0', 'mmdet>=3.0.0,<3.4', 'pycocotools',
-        # mmengine 0.10 imports pkg_resources (setuptools 81 warns about it on every import)
-        'numpy', 'matplotlib', 'setuptools<81',
+        # mmengine 0.10 imports pkg_resources (setuptools >= 80.9 warns about it on every import)
+        'numpy', 'matplotlib', 'setuptools<80.9',
     ],
     extras_require={'tests': ['pytest'], 'tensorboard': ['tensorboard']},
     license='Apache-2.0',

@@ -45,7 +45,7 @@ if ! "$venv/bin/python" -c "import mmcv.ops" >/dev/null 2>&1; then
   pip_install "setuptools<70"
   MMCV_WITH_OPS=1 FORCE_CUDA=0 MAX_JOBS="$(nproc)" pip_install --no-build-isolation "mmcv==2.1.0"
 fi
-pip_install "setuptools>=77.0.3,<81"  # 81 warns "pkg_resources is deprecated" on every mmengine import
+pip_install "setuptools>=77.0.3,<80.9"  # from 80.9 on, every mmengine import warns "pkg_resources is deprecated"
 echo "[setup] mmdet 3.3.0"
 pip_install "mmdet==3.3.0"
 echo "[setup] rebnn_det (editable) with its C++ kernels rebnn_det._C (csrc/, ~1-3 min to compile)"
