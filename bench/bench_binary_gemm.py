@@ -12,7 +12,6 @@ GMAC/s counts multiply-accumulates (binary MACs for the kernel). Target: fp32 / 
 """
 import argparse
 import os
-import platform
 import statistics
 import sys
 import time
@@ -21,6 +20,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from bench.machine import cpu_model  # noqa: E402
 from rebnn_det.deploy import kernels  # noqa: E402
 from rebnn_det.deploy.packing import pack_signs_last  # noqa: E402
 
@@ -31,14 +31,6 @@ def timed(fn) -> float:
     t = time.perf_counter()
     fn()
     return time.perf_counter() - t
-
-
-def cpu_model() -> str:
-    try:
-        with open('/proc/cpuinfo') as f:
-            return next(line.split(':', 1)[1].strip() for line in f if line.startswith('model name'))
-    except (OSError, StopIteration):
-        return platform.processor() or 'unknown CPU'
 
 
 def main(argv=None):

@@ -17,7 +17,6 @@ interleaved per image. Weights are random unless ``--checkpoint`` (binary model)
 """
 import argparse
 import copy
-import ctypes
 import json
 import os
 import statistics
@@ -29,6 +28,7 @@ import torch
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
+from bench.machine import peak_rise_mib  # noqa: E402
 
 
 def _setup():
@@ -57,14 +57,6 @@ def backbone_neck(kind: str):
     return model
 
 
-def _vm_kib(field: str) -> int:
-    with open('/proc/self/status') as f:
-        for line in f:
-            if line.startswith(field + ':'):
-                return int(line.split()[1])
-    raise RuntimeError(f'{field} not in /proc/self/status')
-
-
 def memory_child(kind: str, size) -> dict:
     _setup()
     torch.set_num_threads(os.cpu_count())
@@ -72,14 +64,8 @@ def memory_child(kind: str, size) -> dict:
     x = torch.randn(1, 3, *size)
     with torch.no_grad():
         model(x)  # warm-up: one-time allocations (oneDNN primitives, thread pools) are not activations
-        ctypes.CDLL('libc.so.6').malloc_trim(0)
-        with open('/proc/self/clear_refs', 'w') as f:
-            f.write('5')  # reset VmHWM to the current resident set
-        before = _vm_kib('VmRSS')
-        out = model(x)
-        peak = _vm_kib('VmHWM')
-    del out
-    return dict(kind=kind, peak_mib=(peak - before) / 1024)
+        rise, _ = peak_rise_mib(lambda: model(x))
+    return dict(kind=kind, peak_mib=rise)
 
 
 def bench_backbone(args):

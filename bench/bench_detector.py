@@ -22,11 +22,8 @@ of the loaded model before it.
 ``--profile NAME``: torch.profiler over 3 forwards of one model after a warm-up: ops by self CPU time.
 """
 import argparse
-import copy
-import ctypes
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -36,6 +33,7 @@ import torch
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
+from bench.machine import cpu_model, peak_rise_mib  # noqa: E402
 
 # name -> (config under configs/, overrides making it the stock real-valued detector or None, convert_to_deploy?)
 _REAL_R18 = dict(type='ResNet', depth=18, num_stages=4, out_indices=(0, 1, 2, 3), frozen_stages=-1,
@@ -60,14 +58,6 @@ MODELS_BY_GROUP = {
 }
 ALL_MODELS = {name: spec for group in MODELS_BY_GROUP.values() for name, spec in group.items()}
 REAL_OF_GROUP = {g: next(iter(models)) for g, models in MODELS_BY_GROUP.items()}
-
-
-def cpu_model() -> str:
-    try:
-        with open('/proc/cpuinfo') as f:
-            return next(line.split(':', 1)[1].strip() for line in f if line.startswith('model name'))
-    except (OSError, StopIteration):
-        return platform.processor() or 'unknown CPU'
 
 
 def build(name: str):
@@ -124,27 +114,14 @@ def forward_parts(model, x, samples) -> dict:
     return times
 
 
-def _vm_kib(field: str) -> int:
-    with open('/proc/self/status') as f:
-        for line in f:
-            if line.startswith(field + ':'):
-                return int(line.split()[1])
-    raise RuntimeError(f'{field} not in /proc/self/status')
-
-
 def memory_child(name: str, size, threads: int) -> dict:
     torch.set_num_threads(threads)
     model = build(name)
     x, samples = make_input(size)
     with torch.no_grad():
         forward_parts(model, x, samples)  # warm-up: one-time allocations (oneDNN primitives, thread pools)
-        ctypes.CDLL('libc.so.6').malloc_trim(0)
-        with open('/proc/self/clear_refs', 'w') as f:
-            f.write('5')  # reset VmHWM to the current resident set
-        before = _vm_kib('VmRSS')
-        forward_parts(model, x, samples)
-        peak = _vm_kib('VmHWM')
-    return dict(name=name, peak_rise_mib=(peak - before) / 1024, resident_before_mib=before / 1024)
+        rise, before = peak_rise_mib(lambda: forward_parts(model, x, samples))
+    return dict(name=name, peak_rise_mib=rise, resident_before_mib=before)
 
 
 def profile(name: str, size, threads: int, rows: int):
