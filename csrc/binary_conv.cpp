@@ -207,6 +207,16 @@ REBNN_AVX512 void row_avx512(const ConvArgs& a, int64_t n, int64_t oh, const uin
 
 }  // namespace
 
+// sign(out - threshold) of output row (n, oh) packed into the next conv's padded buffer; the border rows above
+// the image with its first row, those below with its last.
+static void pack_next_row(Isa isa, const ConvArgs& a, int64_t n, int64_t oh) {
+  const PackArgs& p = *a.pack_next;
+  const int64_t first = n * (p.h + 2 * p.ph), row = first + p.ph + oh;
+  if (oh == 0) pack_rows(isa, p, first, row);
+  pack_rows(isa, p, row, row + 1);
+  if (oh == a.ho - 1) pack_rows(isa, p, row + 1, first + p.h + 2 * p.ph);
+}
+
 void conv_rows(Isa isa, const ConvArgs& a, int64_t row_begin, int64_t row_end, int32_t* scratch) {
   for (int64_t r = row_begin; r < row_end; ++r) {
     const int64_t n = r / a.ho, oh = r % a.ho;
@@ -218,6 +228,7 @@ void conv_rows(Isa isa, const ConvArgs& a, int64_t row_begin, int64_t row_end, i
 #endif
       default: row_portable(a, n, oh, act_row, scratch); break;
     }
+    if (a.pack_next) pack_next_row(isa, a, n, oh);
   }
 }
 

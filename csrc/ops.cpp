@@ -37,34 +37,60 @@ void check_float_nchw(const at::Tensor& x, const char* what) {
   TORCH_CHECK(x.dim() == 4, what, " must be 4-d [N, C, H, W], got ", x.dim(), " dims");
 }
 
-// sign(x - threshold) packed into [N, H + 2ph, W + 2pw, words] int64 with the pad_value pattern on the border.
-at::Tensor pack_padded(const at::Tensor& x, const c10::optional<at::Tensor>& threshold, int64_t ph, int64_t pw,
-                       double pad_value, const std::string& isa_name_arg) {
-  check_float_nchw(x, "input");
+// The word pattern of a padded pixel of `c` channels: +1 (zero bits) for pad_value 0 and +1, -1 (set bits) for -1.
+std::vector<uint64_t> pad_words(int64_t c, double pad_value) {
   TORCH_CHECK(pad_value == 0.0 || pad_value == 1.0 || pad_value == -1.0,
               "pad_value must be 0, 1 or -1, got ", pad_value);
-  TORCH_CHECK(ph >= 0 && pw >= 0, "padding must be >= 0");
-  const Isa isa = parse_isa(isa_name_arg);
-  const int64_t n = x.size(0), c = x.size(1), h = x.size(2), w = x.size(3), words = words_for(c);
-  at::Tensor thr;
-  if (threshold.has_value()) {
-    thr = threshold->to(at::kFloat).contiguous().reshape({-1});
-    TORCH_CHECK(thr.numel() == c, "threshold has ", thr.numel(), " elements, input has ", c, " channels");
-  }
+  const int64_t words = words_for(c);
   std::vector<uint64_t> pad_word(words, 0);
   if (pad_value == -1.0)
     for (int64_t k = 0; k < words; ++k) {
       const int64_t bits = c - 64 * k >= 64 ? 64 : c - 64 * k;
       pad_word[k] = bits == 64 ? ~uint64_t{0} : ((uint64_t{1} << bits) - 1);
     }
-  at::Tensor out = at::empty({n, h + 2 * ph, w + 2 * pw, words}, x.options().dtype(at::kLong));
-  PackArgs a{x.data_ptr<float>(), x.stride(0), x.stride(1), x.stride(2), x.stride(3),
-             thr.defined() ? thr.data_ptr<float>() : nullptr, n, c, h, w, ph, pw, words, pad_word.data(),
-             reinterpret_cast<uint64_t*>(out.data_ptr<int64_t>())};
-  const int64_t rows = n * (h + 2 * ph);
+  return pad_word;
+}
+
+at::Tensor threshold_vector(const c10::optional<at::Tensor>& threshold, int64_t c) {
+  if (!threshold.has_value() || !threshold->defined()) return at::Tensor();
+  at::Tensor thr = threshold->to(at::kFloat).contiguous().reshape({-1});
+  TORCH_CHECK(thr.numel() == c, "threshold has ", thr.numel(), " elements, input has ", c, " channels");
+  return thr;
+}
+
+// The packing of a float [N, C, H, W] tensor `x` (any strides) into a new padded buffer `out`; `thr` and
+// `pad_word` must outlive the returned arguments.
+PackArgs pack_args(const at::Tensor& x, const at::Tensor& thr, int64_t ph, int64_t pw,
+                   const std::vector<uint64_t>& pad_word, at::Tensor& out) {
+  const int64_t n = x.size(0), c = x.size(1), h = x.size(2), w = x.size(3), words = words_for(c);
+  out = at::empty({n, h + 2 * ph, w + 2 * pw, words}, x.options().dtype(at::kLong));
+  return PackArgs{x.data_ptr<float>(), x.stride(0), x.stride(1), x.stride(2), x.stride(3),
+                  thr.defined() ? thr.data_ptr<float>() : nullptr, n, c, h, w, ph, pw, words, pad_word.data(),
+                  reinterpret_cast<uint64_t*>(out.data_ptr<int64_t>())};
+}
+
+// sign(x - threshold) packed into [N, H + 2ph, W + 2pw, words] int64 with the pad_value pattern on the border.
+at::Tensor pack_padded(const at::Tensor& x, const c10::optional<at::Tensor>& threshold, int64_t ph, int64_t pw,
+                       double pad_value, const std::string& isa_name_arg) {
+  check_float_nchw(x, "input");
+  TORCH_CHECK(ph >= 0 && pw >= 0, "padding must be >= 0");
+  const std::vector<uint64_t> pad_word = pad_words(x.size(1), pad_value);
+  const Isa isa = parse_isa(isa_name_arg);
+  const at::Tensor thr = threshold_vector(threshold, x.size(1));
+  at::Tensor out;
+  const PackArgs a = pack_args(x, thr, ph, pw, pad_word, out);
+  const int64_t rows = a.n * (a.h + 2 * ph);
   at::parallel_for(0, rows, 1, [&](int64_t b, int64_t e) { pack_rows(isa, a, b, e); });
   return out;
 }
+
+// What a conv packs of its own output for the next binary conv (its threshold and padding).
+struct NextPack {
+  bool on = false;
+  at::Tensor threshold;
+  int64_t ph = 0, pw = 0;
+  double pad_value = 0.0;
+};
 
 struct Epilogue {
   at::Tensor scale, bias, bn_scale, bn_shift, residual, act_in, act_slope, act_out;
@@ -80,7 +106,8 @@ at::Tensor per_channel(const c10::optional<at::Tensor>& t, int64_t c, const char
 // The conv over a packed padded input; writes float (epilogue) or int32 counts, channels-last [N, C_out, Ho, Wo].
 at::Tensor conv_packed(const at::Tensor& packed, int64_t c_in, const at::Tensor& weight,
                        const c10::optional<at::Tensor>& tap_sum, int64_t c_out, int64_t kh, int64_t kw, int64_t sh,
-                       int64_t sw, int64_t ph, int64_t pw, bool counts_mode, const Epilogue& ep, Isa isa) {
+                       int64_t sw, int64_t ph, int64_t pw, bool counts_mode, const Epilogue& ep, Isa isa,
+                       const NextPack& next = NextPack(), at::Tensor* packed_next = nullptr) {
   TORCH_CHECK(packed.scalar_type() == at::kLong && packed.dim() == 4 && packed.is_contiguous(),
               "packed input must be a contiguous int64 [N, Hp, Wp, words] tensor");
   const int64_t n = packed.size(0), hp = packed.size(1), wp = packed.size(2), words = packed.size(3);
@@ -143,6 +170,17 @@ at::Tensor conv_packed(const at::Tensor& packed, int64_t c_in, const at::Tensor&
     a.act_out = act ? ep.act_out.data_ptr<float>() : nullptr;
     a.out = out.data_ptr<float>();
   }
+  PackArgs next_args{};
+  std::vector<uint64_t> next_pad_word;
+  at::Tensor next_thr;
+  if (next.on) {
+    TORCH_CHECK(!counts_mode, "packing the output for the next conv needs the float output (not counts)");
+    TORCH_CHECK(next.ph >= 0 && next.pw >= 0, "the next conv's padding must be >= 0");
+    next_pad_word = pad_words(c_out, next.pad_value);
+    next_thr = threshold_vector(next.threshold, c_out);
+    next_args = pack_args(out, next_thr, next.ph, next.pw, next_pad_word, *packed_next);
+    a.pack_next = &next_args;
+  }
   at::parallel_for(0, n * ho, 1, [&](int64_t b, int64_t e) {
     std::vector<int32_t> scratch(wo * ob * 8);
     conv_rows(isa, a, b, e, scratch.data());
@@ -167,15 +205,35 @@ at::Tensor conv_counts(const at::Tensor& x, const c10::optional<at::Tensor>& thr
                      true, Epilogue{}, isa);
 }
 
-at::Tensor binary_conv(const at::Tensor& x, const c10::optional<at::Tensor>& threshold, const at::Tensor& weight,
-                       const c10::optional<at::Tensor>& tap_sum, int64_t c_out, int64_t kh, int64_t kw, int64_t sh,
-                       int64_t sw, int64_t ph, int64_t pw, double pad_value, const at::Tensor& scale,
-                       const c10::optional<at::Tensor>& bias, const c10::optional<at::Tensor>& bn_scale,
-                       const c10::optional<at::Tensor>& bn_shift, const c10::optional<at::Tensor>& residual,
-                       const c10::optional<at::Tensor>& act_in, const c10::optional<at::Tensor>& act_slope,
-                       const c10::optional<at::Tensor>& act_out, const std::string& isa_arg) {
+// The binary conv with its epilogue. Its input is `x` (packed here) or `packed_input` (a padded buffer of
+// `in_channels` channels packed earlier, e.g. by the previous conv); with `pack_next` the output is also packed
+// for the next binary conv (threshold `next_threshold`, padding `next_pad_*`) and returned second (else None).
+std::tuple<at::Tensor, at::Tensor> binary_conv(
+    const c10::optional<at::Tensor>& x, const c10::optional<at::Tensor>& threshold, const at::Tensor& weight,
+    const c10::optional<at::Tensor>& tap_sum, int64_t c_out, int64_t kh, int64_t kw, int64_t sh, int64_t sw,
+    int64_t ph, int64_t pw, double pad_value, const at::Tensor& scale, const c10::optional<at::Tensor>& bias,
+    const c10::optional<at::Tensor>& bn_scale, const c10::optional<at::Tensor>& bn_shift,
+    const c10::optional<at::Tensor>& residual, const c10::optional<at::Tensor>& act_in,
+    const c10::optional<at::Tensor>& act_slope, const c10::optional<at::Tensor>& act_out, const std::string& isa_arg,
+    const c10::optional<at::Tensor>& packed_input, int64_t in_channels, bool pack_next,
+    const c10::optional<at::Tensor>& next_threshold, int64_t next_pad_h, int64_t next_pad_w,
+    double next_pad_value) {
   const Isa isa = parse_isa(isa_arg);
-  auto [packed, zero_pad] = pack_for_conv(x, threshold, ph, pw, pad_value, isa_arg);
+  const bool has_x = x.has_value() && x->defined(), has_packed = packed_input.has_value() && packed_input->defined();
+  TORCH_CHECK(has_x != has_packed, "binary_conv takes either x or packed_input");
+  at::Tensor packed;
+  int64_t c_in = in_channels;
+  if (has_x) {
+    packed = pack_padded(*x, threshold, ph, pw, pad_value, isa_arg);
+    c_in = x->size(1);
+  } else {
+    TORCH_CHECK(c_in > 0, "packed_input needs in_channels (the channels it packs)");
+    pad_words(c_in, pad_value);  // checks pad_value
+    packed = *packed_input;
+    TORCH_CHECK(packed.dim() == 4 && packed.size(1) > 2 * ph && packed.size(2) > 2 * pw,
+                "packed_input must be a padded [N, H + 2 pad_h, W + 2 pad_w, words] buffer, got ", packed.sizes());
+  }
+  const bool zero_pad = pad_value == 0.0;
   TORCH_CHECK(!(zero_pad && (ph || pw)) || (tap_sum.has_value() && tap_sum->defined()),
               "pad_value=0 with padding needs tap_sum");
   Epilogue ep;
@@ -187,8 +245,16 @@ at::Tensor binary_conv(const at::Tensor& x, const c10::optional<at::Tensor>& thr
   ep.act_in = per_channel(act_in, c_out, "act_in");
   ep.act_slope = per_channel(act_slope, c_out, "act_slope");
   ep.act_out = per_channel(act_out, c_out, "act_out");
-  return conv_packed(packed, x.size(1), weight, zero_pad ? tap_sum : c10::nullopt, c_out, kh, kw, sh, sw, ph, pw,
-                     false, ep, isa);
+  NextPack next;
+  next.on = pack_next;
+  if (next_threshold.has_value()) next.threshold = *next_threshold;
+  next.ph = next_pad_h;
+  next.pw = next_pad_w;
+  next.pad_value = next_pad_value;
+  at::Tensor packed_next;
+  at::Tensor out = conv_packed(packed, c_in, weight, zero_pad ? tap_sum : c10::nullopt, c_out, kh, kw, sh, sw, ph,
+                               pw, false, ep, isa, next, &packed_next);
+  return {out, packed_next};
 }
 
 // RoIAlign (avg) of every RoI from its own level of `feats` (any strides; channels-last is read fastest), threaded
@@ -258,7 +324,10 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
         py::arg("stride_w"), py::arg("pad_h"), py::arg("pad_w"), py::arg("pad_value"), py::arg("scale"),
         py::arg("bias") = py::none(), py::arg("bn_scale") = py::none(), py::arg("bn_shift") = py::none(),
         py::arg("residual") = py::none(), py::arg("act_in") = py::none(),
-        py::arg("act_slope") = py::none(), py::arg("act_out") = py::none(), py::arg("isa") = "auto");
+        py::arg("act_slope") = py::none(), py::arg("act_out") = py::none(), py::arg("isa") = "auto",
+        py::arg("packed_input") = py::none(), py::arg("in_channels") = 0, py::arg("pack_next") = false,
+        py::arg("next_threshold") = py::none(), py::arg("next_pad_h") = 0, py::arg("next_pad_w") = 0,
+        py::arg("next_pad_value") = 0.0);
   m.def("roi_align_levels", &rebnn::roi_align_levels, py::arg("feats"), py::arg("spatial_scales"),
         py::arg("rois"), py::arg("level"), py::arg("out_h"), py::arg("out_w"), py::arg("sampling_ratio"),
         py::arg("aligned"));

@@ -53,6 +53,10 @@ struct ConvArgs {
   const float* act_out;
   float* out;                // [N][Ho][Wo][C_out] channels-last
   int32_t* counts;           // [N][Ho][Wo][C_out] channels-last (raw counts mode) or nullptr
+  // Bitpacked output for a next binary conv that reads `out` (or nullptr): a PackArgs over `out` (x = out, its
+  // channels-last strides, the next conv's threshold and padding). Each output row is packed as soon as its
+  // epilogue has written it (still in cache), the border rows with the first and last row of each image.
+  const PackArgs* pack_next;
 };
 
 // Compute output rows [row_begin, row_end) (row = n * Ho + oh). `scratch` holds Wo * OB * 8 int32.

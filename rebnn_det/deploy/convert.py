@@ -70,9 +70,35 @@ class FusedReActBasicBlock(nn.Module):
                 and _fusable_bn(block.bn2) and isinstance(block.act1, RPReLU) and isinstance(block.act2, RPReLU))
 
     def forward(self, x: Tensor) -> Tensor:
+        return self.forward_packed(x)[0]
+
+    def forward_packed(self, x: Tensor, packed_input=None, pack_for: Optional[PackedBinaryConv] = None):
+        """``(out, out packed for pack_for or None)``; conv1 packs its output for conv2 in its epilogue, and
+        ``packed_input`` (``x`` packed for conv1 by the previous block) spares conv1 packing ``x``."""
         shortcut = x if self.downsample is None else self.downsample(x)
-        x = self.conv1(x, residual=shortcut, rprelu=_rprelu_params(self.act1))
-        return self.conv2(x, residual=x, rprelu=_rprelu_params(self.act2))
+        x, packed = self.conv1(x, residual=shortcut, rprelu=_rprelu_params(self.act1), packed_input=packed_input,
+                               pack_for=self.conv2)
+        out = self.conv2(x, residual=x, rprelu=_rprelu_params(self.act2), packed_input=packed, pack_for=pack_for)
+        return out if pack_for is not None else (out, None)
+
+
+class FusedReActStage(nn.Sequential):
+    """A stage of :class:`FusedReActBasicBlock` s (a ResNet ``ResLayer``): each block's last conv packs its output
+    for the next block's first conv in its epilogue, so no activation is packed in a pass of its own inside a
+    stage (only the stage's input)."""
+
+    @classmethod
+    def applies(cls, module: nn.Module) -> bool:
+        return (isinstance(module, nn.Sequential) and type(module).forward is nn.Sequential.forward
+                and len(module) > 1 and all(isinstance(b, FusedReActBasicBlock) for b in module))
+
+    def forward(self, x: Tensor) -> Tensor:
+        blocks = list(self)
+        packed = None
+        for i, block in enumerate(blocks):
+            nxt = blocks[i + 1].conv1 if i + 1 < len(blocks) else None
+            x, packed = block.forward_packed(x, packed, nxt)
+        return x
 
 
 class FusedBinaryConvBlock(nn.Module):
@@ -213,6 +239,9 @@ def convert_to_deploy(model: nn.Module, fuse: bool = True, isa: Optional[str] = 
                 _replace(model, name, FusedBinaryLinearBlock(m, isa).eval())
             else:
                 _fuse_conv_module(m, isa)
+        for name, m in list(model.named_modules()):
+            if name and FusedReActStage.applies(m):
+                _replace(model, name, FusedReActStage(*m).eval())
     for name, m in list(model.named_modules()):
         if name and is_deployable(m):
             _replace(model, name, PackedBinaryConv.from_conv(m, isa))

@@ -223,37 +223,83 @@ def _repeat_channels(residual: Tensor, channels: int) -> Tensor:
     return channel_shortcut(residual, channels)
 
 
+class PackedActivations(NamedTuple):
+    """A binary conv's input packed ahead of it -- by the previous conv's epilogue (LCE's "bitpacked output") --
+    and what it was packed for: ``bits`` is the padded channels-last buffer ``[N, H + 2 ph, W + 2 pw, words]`` of
+    ``sign(x - threshold)`` (:func:`pack_padded`'s format) of a ``channels``-channel ``x``."""
+    bits: Tensor
+    channels: int
+    threshold: Optional[Tensor]
+    padding: Tuple[int, int]
+    pad_value: float
+
+    def check_made_for(self, threshold: Optional[Tensor], padding, pad_value: float, channels: int) -> None:
+        """Raise unless these bits were packed for a conv with this threshold (the same tensor), padding,
+        pad_value and input channels."""
+        wanted = (pair(padding), float(pad_value), channels)
+        if self.threshold is not threshold or (self.padding, self.pad_value, self.channels) != wanted:
+            raise ValueError(f'packed input made for padding {self.padding}, pad_value {self.pad_value}, '
+                             f'{self.channels} channels and another threshold; this conv has padding {wanted[0]}, '
+                             f'pad_value {wanted[1]}, {channels} channels')
+
+
 def binary_conv2d(x: Tensor, threshold: Optional[Tensor], weight: KernelWeight, scale: Tensor,
                   shift: Optional[Tensor] = None, stride=1, padding=0, pad_value: float = 0.0, dilation=1,
                   groups: int = 1, residual: Optional[Tensor] = None,
                   rprelu: Optional[Sequence[Tensor]] = None, isa: Optional[str] = None,
-                  bn: Optional[Sequence[Tensor]] = None) -> Tensor:
+                  bn: Optional[Sequence[Tensor]] = None, packed_input: Optional[PackedActivations] = None,
+                  pack_next: Optional[Tuple[Optional[Tensor], object, float]] = None):
     """Binary conv of ``sign(x - threshold)`` with the packed weight, as float32 ``[N, C_out, H_o, W_o]``, each
     step rounded once: ``y = scale * count``, ``y = y + shift`` (the conv's bias), ``y = fma(y, bn[0], bn[1])``
     (a BatchNorm's :func:`bn_terms`), ``y = y + residual``, then ``RPReLU(y) = prelu(y - rprelu[0], rprelu[1]) +
     rprelu[2]`` (each if given): bit-identical to the eval-mode simulated layers. ``residual`` may have
     ``C_out / k`` channels: channel ``o`` adds its channel ``o mod (C_out / k)`` (a shortcut repeated along channels,
     without materializing the repeat). The native path returns a channels-last tensor (the next layer packs it
-    fastest)."""
+    fastest).
+
+    ``packed_input``: ``x`` already packed for this conv (:class:`PackedActivations`, e.g. by the previous conv);
+    the kernel reads it instead of packing ``x``. ``pack_next = (threshold, padding, pad_value)`` of the binary conv
+    that reads the output next: the kernel also packs each output row for it while the row is in cache, and the
+    call returns ``(y, PackedActivations)`` (``(y, None)`` on the reference path, where the next conv packs its
+    input itself). Both give bits equal to packing the float tensor separately (the same packing code)."""
     pad_value = check_pad_value(pad_value)
     path = _path_for(x, isa)
+    if packed_input is not None:
+        packed_input.check_made_for(threshold, padding, pad_value, x.shape[1])
     if path == 'reference' or not native_supported(dilation, groups):
-        counts = _reference_counts(x, threshold, weight, stride, padding, pad_value, dilation, groups)
-        y = counts.float() * scale.view(1, -1, 1, 1)
-        if shift is not None:
-            y = y + shift.view(1, -1, 1, 1)
-        if bn is not None:
-            y = fma32(y, bn[0].view(1, -1, 1, 1), bn[1].view(1, -1, 1, 1))
-        if residual is not None:
-            y = y + _repeat_channels(residual, y.shape[1])
-        return _rprelu(y, rprelu) if rprelu is not None else y
+        y = _reference_conv2d(x, threshold, weight, scale, shift, stride, padding, pad_value, dilation, groups,
+                              residual, rprelu, bn)
+        return y if pack_next is None else (y, None)
     kh, kw = weight.packed.shape[1:3]
     (sh, sw), (ph, pw) = pair(stride), pair(padding)
     act = tuple(rprelu) if rprelu is not None else (None, None, None)
     bn_scale, bn_shift = tuple(bn) if bn is not None else (None, None)
-    return _ext.binary_conv(x if x.dtype == torch.float32 else x.float(), threshold, weight.kernel,
-                            weight.tap_sum, weight.packed.shape[0], kh, kw, sh, sw, ph, pw, pad_value, scale, shift,
-                            bn_scale, bn_shift, residual, act[0], act[1], act[2], path)
+    next_threshold, next_padding, next_pad_value = pack_next if pack_next is not None else (None, 0, 0.0)
+    (nph, npw), next_pad_value = pair(next_padding), check_pad_value(next_pad_value)
+    use_bits = packed_input is not None and packed_input.bits.device == x.device
+    y, bits = _ext.binary_conv(None if use_bits else (x if x.dtype == torch.float32 else x.float()), threshold,
+                               weight.kernel, weight.tap_sum, weight.packed.shape[0], kh, kw, sh, sw, ph, pw,
+                               pad_value, scale, shift, bn_scale, bn_shift, residual, act[0], act[1], act[2], path,
+                               packed_input=packed_input.bits if use_bits else None, in_channels=x.shape[1],
+                               pack_next=pack_next is not None, next_threshold=next_threshold, next_pad_h=nph,
+                               next_pad_w=npw, next_pad_value=next_pad_value)
+    if pack_next is None:
+        return y
+    return y, PackedActivations(bits, y.shape[1], next_threshold, (nph, npw), next_pad_value)
+
+
+def _reference_conv2d(x, threshold, weight, scale, shift, stride, padding, pad_value, dilation, groups, residual,
+                      rprelu, bn) -> Tensor:
+    """:func:`binary_conv2d` on the reference path: exact counts, then the epilogue as torch ops."""
+    counts = _reference_counts(x, threshold, weight, stride, padding, pad_value, dilation, groups)
+    y = counts.float() * scale.view(1, -1, 1, 1)
+    if shift is not None:
+        y = y + shift.view(1, -1, 1, 1)
+    if bn is not None:
+        y = fma32(y, bn[0].view(1, -1, 1, 1), bn[1].view(1, -1, 1, 1))
+    if residual is not None:
+        y = y + _repeat_channels(residual, y.shape[1])
+    return _rprelu(y, rprelu) if rprelu is not None else y
 
 
 def pack_padded(x: Tensor, threshold: Optional[Tensor], padding=0, pad_value: float = 0.0,

@@ -13,7 +13,7 @@ import torch
 from torch import Tensor, nn
 
 from ..ops import ReBNNConv
-from .kernels import KernelWeight, binary_conv2d, binary_conv_counts, pair, prepare_weight
+from .kernels import KernelWeight, PackedActivations, binary_conv2d, binary_conv_counts, pair, prepare_weight
 from .packed_layer import PackedBinaryLayer, not_deployable
 from .packing import pack_conv_weight
 
@@ -74,13 +74,21 @@ class PackedBinaryConv(PackedBinaryLayer):
         return binary_conv_counts(x, self.threshold, self.weight, self.stride, self.padding, self.pad_value,
                                   self.dilation, self.groups, self.isa)
 
-    def forward(self, x: Tensor, residual: Optional[Tensor] = None,
-                rprelu: Optional[Sequence[Tensor]] = None) -> Tensor:
+    def forward(self, x: Tensor, residual: Optional[Tensor] = None, rprelu: Optional[Sequence[Tensor]] = None,
+                packed_input: Optional[PackedActivations] = None, pack_for: Optional['PackedBinaryConv'] = None):
         """``scale * count``, ``+ shift``, the BN of :meth:`fuse_bn`, then ``+ residual`` and RPReLU
         ``(shift_in, slope, shift_out)`` if given (all in the kernel's epilogue on the native path), each step
-        rounded like the simulated model's op."""
+        rounded like the simulated model's op. ``packed_input``: ``x`` packed for this conv by the previous one;
+        ``pack_for``: the binary conv that reads the output next -- the output is packed for it too and
+        ``(y, PackedActivations or None)`` returned (see :func:`.kernels.binary_conv2d`)."""
         return binary_conv2d(x, self.threshold, self.weight, self.scale, self.shift, self.stride, self.padding,
-                             self.pad_value, self.dilation, self.groups, residual, rprelu, self.isa, self.bn)
+                             self.pad_value, self.dilation, self.groups, residual, rprelu, self.isa, self.bn,
+                             packed_input, None if pack_for is None else pack_for.input_spec)
+
+    @property
+    def input_spec(self):
+        """``(threshold, padding, pad_value)``: how this conv packs its input."""
+        return self.threshold, self.padding, self.pad_value
 
     def extra_repr(self) -> str:
         s = (f'{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}, '

@@ -9,7 +9,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from rebnn_det.deploy import kernels
-from rebnn_det.deploy.convert import FusedBinaryConvBlock, FusedReActBasicBlock, convert_to_deploy, deploy_layers
+from rebnn_det.deploy.convert import (FusedBinaryConvBlock, FusedReActBasicBlock, FusedReActStage, convert_to_deploy,
+                                      deploy_layers)
 from rebnn_det.deploy.packed_conv import PackedBinaryConv, is_deployable
 from rebnn_det.deploy.roi_align import ParallelRoIExtractor
 from rebnn_det.models.backbones.rebnn_resnet import ReBNNResNet
@@ -72,6 +73,8 @@ def test_backbone_neck_bit_identical_to_simulated(pad_value, fuse, isa):
     assert len(deploy_layers(dep)) == len(list(named_binary_convs(sim))) == 16 + 9  # backbone + FPN (4+4+1)
     fused = [m for m in dep.modules() if isinstance(m, (FusedReActBasicBlock, FusedBinaryConvBlock))]
     assert len(fused) == (8 + 9 if fuse else 0)
+    # the 4 stages of 2 blocks pass their activations on packed (block -> block inside a stage)
+    assert sum(isinstance(m, FusedReActStage) for m in dep.modules()) == (4 if fuse else 0)
     x = torch.randn(2, 3, 96, 80)
     with torch.no_grad():
         outs_sim, outs_dep = sim(x), dep(x)

@@ -204,3 +204,52 @@ def test_without_the_extension_the_reference_path_runs_and_warns_once(monkeypatc
     assert kernels.available_isas() == ('reference', )
     with pytest.raises(RuntimeError, match="'avx2' needs the compiled extension rebnn_det._C"):
         kernels.kernel_isa('avx2')
+
+
+@pytest.mark.parametrize('isa', NATIVE_ISAS)
+@pytest.mark.parametrize('pad_value', [0.0, 1.0, -1.0])
+@pytest.mark.parametrize('geometry', [(64, 64, 1, 1), (70, 37, 2, 1), (16, 130, 1, 2), (8, 64, 1, 0)],
+                         ids=lambda g: 'cin{}_cout{}_s{}_nextpad{}'.format(*g))
+def test_bitpacked_output_equals_separate_packing(isa, pad_value, geometry):
+    """The bits a conv's epilogue packs for the next conv equal kernels.pack_padded of its float output (border
+    included), and the next conv reading them gives the same output as packing its input itself."""
+    c_in, c_out, stride, next_pad = geometry
+    g = torch.Generator().manual_seed(c_in + c_out)
+    x = torch.randn(2, c_in, 11, 9, generator=g)
+    thr = torch.randn(c_in, generator=g) * 0.1
+    w = kernels.prepare_weight(pack_conv_weight(torch.randn(c_out, c_in, 3, 3, generator=g)), c_in)
+    scale, bn = torch.rand(c_out, generator=g), (torch.rand(c_out, generator=g), torch.randn(c_out, generator=g))
+    next_thr = torch.randn(c_out, generator=g) * 0.5
+    w2 = kernels.prepare_weight(pack_conv_weight(torch.randn(5, c_out, 3, 3, generator=g)), c_out)
+    y, packed = kernels.binary_conv2d(x, thr, w, scale, stride=stride, padding=1, pad_value=pad_value, bn=bn,
+                                      isa=isa, pack_next=(next_thr, next_pad, pad_value))
+    assert torch.equal(y, kernels.binary_conv2d(x, thr, w, scale, stride=stride, padding=1, pad_value=pad_value,
+                                                bn=bn, isa=isa))
+    separate = kernels.pack_padded(y, next_thr, next_pad, pad_value, isa=isa)
+    assert packed.bits.shape == separate.shape and torch.equal(packed.bits, separate)
+    assert (packed.channels, packed.padding, packed.pad_value) == (c_out, (next_pad, next_pad), pad_value)
+    scale2 = torch.rand(5, generator=g)
+    from_bits = kernels.binary_conv2d(y, next_thr, w2, scale2, padding=next_pad, pad_value=pad_value, isa=isa,
+                                      packed_input=packed)
+    assert torch.equal(from_bits, kernels.binary_conv2d(y, next_thr, w2, scale2, padding=next_pad,
+                                                        pad_value=pad_value, isa=isa))
+
+
+def test_packed_input_made_for_another_conv_is_refused():
+    x = torch.randn(1, 8, 6, 6)
+    thr = torch.zeros(8)
+    w = kernels.prepare_weight(pack_conv_weight(torch.randn(4, 8, 3, 3)), 8)
+    bits = kernels.PackedActivations(kernels.pack_padded(x, thr, 1), 8, thr, (1, 1), 0.0)
+    with pytest.raises(ValueError, match=r'made for padding \(1, 1\).*this conv has padding \(0, 0\)'):
+        kernels.binary_conv2d(x, thr, w, torch.ones(4), padding=0, packed_input=bits)
+    with pytest.raises(ValueError, match='another threshold'):
+        kernels.binary_conv2d(x, thr.clone(), w, torch.ones(4), padding=1, packed_input=bits)
+
+
+def test_reference_path_packs_nothing_ahead():
+    x = torch.randn(1, 8, 6, 6)
+    w = kernels.prepare_weight(pack_conv_weight(torch.randn(4, 8, 3, 3)), 8)
+    y, packed = kernels.binary_conv2d(x, None, w, torch.ones(4), padding=1, isa='reference',
+                                      pack_next=(None, 1, 0.0))
+    assert packed is None and torch.equal(y, kernels.binary_conv2d(x, None, w, torch.ones(4), padding=1,
+                                                                   isa='reference'))
