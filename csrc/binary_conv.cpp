@@ -36,7 +36,8 @@ REBNN_INLINE void pixel_counts(const ConvArgs& a, const int32_t* s, int32_t full
 }
 
 // scratch[ow][OB * 8] holds sum popcount(a XOR w); turn it into counts (+ padding correction) and the epilogue.
-REBNN_INLINE void epilogue_row(const ConvArgs& a, int64_t n, int64_t oh, const int32_t* scratch) {
+// With out_nchw the pixel is computed in `pixel` (C_out floats) and then written to its NCHW places.
+REBNN_INLINE void epilogue_row(const ConvArgs& a, int64_t n, int64_t oh, const int32_t* scratch, float* pixel) {
   const int64_t ob8 = ceil_div(a.c_out, 8) * 8;
   const int32_t full = static_cast<int32_t>(a.kh * a.kw * a.c_in);
   const int64_t iy0 = oh * a.sh - a.ph;
@@ -52,7 +53,7 @@ REBNN_INLINE void epilogue_row(const ConvArgs& a, int64_t n, int64_t oh, const i
       pixel_counts(a, s, full, border, iy0, ix0, a.counts + pix);
       continue;
     }
-    float* dst = a.out + pix;
+    float* dst = a.out_nchw ? pixel : a.out + pix;
     pixel_counts(a, s, full, border, iy0, ix0, dst);
     // The epilogue in the simulated model's order and rounding (eval mode), so the output is bit-identical:
     // ReBNNConv alpha * count (+ bias), BatchNorm as PyTorch's CPU kernel computes it (one fused multiply-add
@@ -77,6 +78,11 @@ REBNN_INLINE void epilogue_row(const ConvArgs& a, int64_t n, int64_t oh, const i
         dst[o] = p + a.act_out[o];
       }
     }
+    if (a.out_nchw) {
+      const int64_t plane = a.ho * a.wo;
+      float* base = a.out + n * a.c_out * plane + oh * a.wo + ow;
+      for (int64_t o = 0; o < a.c_out; ++o) base[o * plane] = dst[o];
+    }
   }
 }
 
@@ -99,9 +105,10 @@ REBNN_INLINE void popcount_row_generic(const ConvArgs& a, const uint64_t* act_ro
   }
 }
 
-void row_portable(const ConvArgs& a, int64_t n, int64_t oh, const uint64_t* act_row, int32_t* scratch) {
+void row_portable(const ConvArgs& a, int64_t n, int64_t oh, const uint64_t* act_row, int32_t* scratch,
+                  float* pixel) {
   popcount_row_generic(a, act_row, scratch);
-  epilogue_row(a, n, oh, scratch);
+  epilogue_row(a, n, oh, scratch, pixel);
 }
 
 #ifdef REBNN_X86
@@ -150,7 +157,8 @@ REBNN_AVX2 void block_avx2(const ConvArgs& a, const uint64_t* act_row, int64_t o
   }
 }
 
-REBNN_AVX2 void row_avx2(const ConvArgs& a, int64_t n, int64_t oh, const uint64_t* act_row, int32_t* scratch) {
+REBNN_AVX2 void row_avx2(const ConvArgs& a, int64_t n, int64_t oh, const uint64_t* act_row, int32_t* scratch,
+                         float* pixel) {
   const int64_t ob = ceil_div(a.c_out, 8), t_all = a.kh * a.kw * a.words;
   for (int64_t b = 0; b < ob; ++b) {
     const uint64_t* w = a.weight + b * t_all * 8;
@@ -158,7 +166,7 @@ REBNN_AVX2 void row_avx2(const ConvArgs& a, int64_t n, int64_t oh, const uint64_
     for (; ow + 2 <= a.wo; ow += 2) block_avx2<2>(a, act_row, ow, w, scratch + ow * ob * 8 + b * 8, ob * 8);
     for (; ow < a.wo; ++ow) block_avx2<1>(a, act_row, ow, w, scratch + ow * ob * 8 + b * 8, ob * 8);
   }
-  epilogue_row(a, n, oh, scratch);
+  epilogue_row(a, n, oh, scratch, pixel);
 }
 
 // ---- AVX-512 VPOPCNTDQ: P pixels x J vectors of 8 channels --------------------------------------------------
@@ -195,12 +203,13 @@ REBNN_AVX512 void row_block_avx512(const ConvArgs& a, const uint64_t* act_row, i
   for (; ow < a.wo; ++ow) block_avx512<1, J>(a, act_row, ow, w, scratch + ow * ob * 8 + b * 8, ob * 8);
 }
 
-REBNN_AVX512 void row_avx512(const ConvArgs& a, int64_t n, int64_t oh, const uint64_t* act_row, int32_t* scratch) {
+REBNN_AVX512 void row_avx512(const ConvArgs& a, int64_t n, int64_t oh, const uint64_t* act_row, int32_t* scratch,
+                             float* pixel) {
   const int64_t ob = ceil_div(a.c_out, 8);
   int64_t b = 0;
   for (; b + 2 <= ob; b += 2) row_block_avx512<2>(a, act_row, b, scratch);
   for (; b < ob; ++b) row_block_avx512<1>(a, act_row, b, scratch);
-  epilogue_row(a, n, oh, scratch);
+  epilogue_row(a, n, oh, scratch, pixel);
 }
 
 #endif  // REBNN_X86
@@ -217,16 +226,16 @@ static void pack_next_row(Isa isa, const ConvArgs& a, int64_t n, int64_t oh) {
   if (oh == a.ho - 1) pack_rows(isa, p, row + 1, first + p.h + 2 * p.ph);
 }
 
-void conv_rows(Isa isa, const ConvArgs& a, int64_t row_begin, int64_t row_end, int32_t* scratch) {
+void conv_rows(Isa isa, const ConvArgs& a, int64_t row_begin, int64_t row_end, int32_t* scratch, float* pixel) {
   for (int64_t r = row_begin; r < row_end; ++r) {
     const int64_t n = r / a.ho, oh = r % a.ho;
     const uint64_t* act_row = a.act + (n * a.hp + oh * a.sh) * a.wp * a.words;
     switch (isa) {
 #ifdef REBNN_X86
-      case Isa::avx512: row_avx512(a, n, oh, act_row, scratch); break;
-      case Isa::avx2: row_avx2(a, n, oh, act_row, scratch); break;
+      case Isa::avx512: row_avx512(a, n, oh, act_row, scratch, pixel); break;
+      case Isa::avx2: row_avx2(a, n, oh, act_row, scratch, pixel); break;
 #endif
-      default: row_portable(a, n, oh, act_row, scratch); break;
+      default: row_portable(a, n, oh, act_row, scratch, pixel); break;
     }
     if (a.pack_next) pack_next_row(isa, a, n, oh);
   }

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "rebnn_kernels.h"
+#include "max_pool.h"
 #include "roi_align.h"
 
 namespace rebnn {
@@ -107,7 +108,8 @@ at::Tensor per_channel(const c10::optional<at::Tensor>& t, int64_t c, const char
 at::Tensor conv_packed(const at::Tensor& packed, int64_t c_in, const at::Tensor& weight,
                        const c10::optional<at::Tensor>& tap_sum, int64_t c_out, int64_t kh, int64_t kw, int64_t sh,
                        int64_t sw, int64_t ph, int64_t pw, bool counts_mode, const Epilogue& ep, Isa isa,
-                       const NextPack& next = NextPack(), at::Tensor* packed_next = nullptr) {
+                       const NextPack& next = NextPack(), at::Tensor* packed_next = nullptr,
+                       bool out_nchw = false) {
   TORCH_CHECK(packed.scalar_type() == at::kLong && packed.dim() == 4 && packed.is_contiguous(),
               "packed input must be a contiguous int64 [N, Hp, Wp, words] tensor");
   const int64_t n = packed.size(0), hp = packed.size(1), wp = packed.size(2), words = packed.size(3);
@@ -133,8 +135,9 @@ at::Tensor conv_packed(const at::Tensor& packed, int64_t c_in, const at::Tensor&
     for (int64_t kx = 0; kx < kw; ++kx)
       for (int64_t k = 0; k < words; ++k) offsets[(ky * kw + kx) * words + k] = (ky * wp + kx) * words + k;
   const auto cl = at::MemoryFormat::ChannelsLast;
-  at::Tensor out = at::empty({n, c_out, ho, wo},
-                             packed.options().dtype(counts_mode ? at::kInt : at::kFloat).memory_format(cl));
+  TORCH_CHECK(!(out_nchw && counts_mode), "the NCHW output is for the float output (not counts)");
+  at::Tensor out = at::empty({n, c_out, ho, wo}, packed.options().dtype(counts_mode ? at::kInt : at::kFloat)
+                                                     .memory_format(out_nchw ? at::MemoryFormat::Contiguous : cl));
   at::Tensor residual;
   if (ep.residual.defined()) {
     const auto& rs = ep.residual.sizes();
@@ -151,6 +154,7 @@ at::Tensor conv_packed(const at::Tensor& packed, int64_t c_in, const at::Tensor&
   a.c_in = c_in; a.c_out = c_out; a.kh = kh; a.kw = kw; a.sh = sh; a.sw = sw; a.ph = ph; a.pw = pw;
   a.h = h; a.w = w; a.ho = ho; a.wo = wo;
   a.tap_sum = ts.defined() ? ts.data_ptr<int32_t>() : nullptr;
+  a.out_nchw = out_nchw;
   if (counts_mode) {
     a.counts = out.data_ptr<int32_t>();
   } else {
@@ -183,7 +187,8 @@ at::Tensor conv_packed(const at::Tensor& packed, int64_t c_in, const at::Tensor&
   }
   at::parallel_for(0, n * ho, 1, [&](int64_t b, int64_t e) {
     std::vector<int32_t> scratch(wo * ob * 8);
-    conv_rows(isa, a, b, e, scratch.data());
+    std::vector<float> pixel(c_out);
+    conv_rows(isa, a, b, e, scratch.data(), pixel.data());
   });
   return out;
 }
@@ -217,7 +222,7 @@ std::tuple<at::Tensor, at::Tensor> binary_conv(
     const c10::optional<at::Tensor>& act_slope, const c10::optional<at::Tensor>& act_out, const std::string& isa_arg,
     const c10::optional<at::Tensor>& packed_input, int64_t in_channels, bool pack_next,
     const c10::optional<at::Tensor>& next_threshold, int64_t next_pad_h, int64_t next_pad_w,
-    double next_pad_value) {
+    double next_pad_value, bool out_nchw) {
   const Isa isa = parse_isa(isa_arg);
   const bool has_x = x.has_value() && x->defined(), has_packed = packed_input.has_value() && packed_input->defined();
   TORCH_CHECK(has_x != has_packed, "binary_conv takes either x or packed_input");
@@ -253,7 +258,7 @@ std::tuple<at::Tensor, at::Tensor> binary_conv(
   next.pad_value = next_pad_value;
   at::Tensor packed_next;
   at::Tensor out = conv_packed(packed, c_in, weight, zero_pad ? tap_sum : c10::nullopt, c_out, kh, kw, sh, sw, ph,
-                               pw, false, ep, isa, next, &packed_next);
+                               pw, false, ep, isa, next, &packed_next, out_nchw);
   return {out, packed_next};
 }
 
@@ -307,6 +312,27 @@ at::Tensor roi_align_levels(const std::vector<at::Tensor>& feats, const std::vec
   return out;
 }
 
+// Max pooling (any input strides) into a channels-last output; values equal torch's max_pool2d (no dilation,
+// floor mode).
+at::Tensor max_pool2d_channels_last(const at::Tensor& x, int64_t kh, int64_t kw, int64_t sy, int64_t sx, int64_t ph,
+                                    int64_t pw) {
+  check_float_nchw(x, "input");
+  TORCH_CHECK(kh >= 1 && kw >= 1 && sy >= 1 && sx >= 1, "kernel size and stride must be >= 1");
+  TORCH_CHECK(ph >= 0 && pw >= 0 && 2 * ph <= kh && 2 * pw <= kw,
+              "padding must be >= 0 and at most half the kernel size, got ", ph, "x", pw);
+  const int64_t n = x.size(0), c = x.size(1), h = x.size(2), w = x.size(3);
+  const int64_t ho = (h + 2 * ph - kh) / sy + 1, wo = (w + 2 * pw - kw) / sx + 1;
+  TORCH_CHECK(ho >= 1 && wo >= 1, "input ", h, "x", w, " is smaller than the pooling window");
+  at::Tensor out = at::empty({n, c, ho, wo}, x.options().memory_format(at::MemoryFormat::ChannelsLast));
+  MaxPoolArgs a{x.data_ptr<float>(), x.stride(0), x.stride(1), x.stride(2), x.stride(3), n, c, h, w, kh, kw, sy,
+                sx, ph, pw, ho, wo, out.data_ptr<float>()};
+  at::parallel_for(0, n * ho, 1, [&](int64_t b, int64_t e) {
+    std::vector<float> tmp(wo);
+    max_pool_rows(a, b, e, tmp.data());
+  });
+  return out;
+}
+
 }  // namespace
 }  // namespace rebnn
 
@@ -327,7 +353,9 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
         py::arg("act_slope") = py::none(), py::arg("act_out") = py::none(), py::arg("isa") = "auto",
         py::arg("packed_input") = py::none(), py::arg("in_channels") = 0, py::arg("pack_next") = false,
         py::arg("next_threshold") = py::none(), py::arg("next_pad_h") = 0, py::arg("next_pad_w") = 0,
-        py::arg("next_pad_value") = 0.0);
+        py::arg("next_pad_value") = 0.0, py::arg("out_nchw") = false);
+  m.def("max_pool2d_channels_last", &rebnn::max_pool2d_channels_last, py::arg("x"), py::arg("kh"), py::arg("kw"),
+        py::arg("stride_h"), py::arg("stride_w"), py::arg("pad_h"), py::arg("pad_w"));
   m.def("roi_align_levels", &rebnn::roi_align_levels, py::arg("feats"), py::arg("spatial_scales"),
         py::arg("rois"), py::arg("level"), py::arg("out_h"), py::arg("out_w"), py::arg("sampling_ratio"),
         py::arg("aligned"));

@@ -51,7 +51,8 @@ struct ConvArgs {
   const float* act_in;       // RPReLU (all three or none)
   const float* act_slope;
   const float* act_out;
-  float* out;                // [N][Ho][Wo][C_out] channels-last
+  float* out;                // [N][Ho][Wo][C_out] channels-last, or [N][C_out][Ho][Wo] with out_nchw
+  bool out_nchw;             // NCHW output (for a real conv reading it next: no layout copy)
   int32_t* counts;           // [N][Ho][Wo][C_out] channels-last (raw counts mode) or nullptr
   // Bitpacked output for a next binary conv that reads `out` (or nullptr): a PackArgs over `out` (x = out, its
   // channels-last strides, the next conv's threshold and padding). Each output row is packed as soon as its
@@ -59,8 +60,9 @@ struct ConvArgs {
   const PackArgs* pack_next;
 };
 
-// Compute output rows [row_begin, row_end) (row = n * Ho + oh). `scratch` holds Wo * OB * 8 int32.
-void conv_rows(Isa isa, const ConvArgs& a, int64_t row_begin, int64_t row_end, int32_t* scratch);
+// Compute output rows [row_begin, row_end) (row = n * Ho + oh). `scratch` holds Wo * OB * 8 int32, `pixel` C_out
+// floats.
+void conv_rows(Isa isa, const ConvArgs& a, int64_t row_begin, int64_t row_end, int32_t* scratch, float* pixel);
 
 // CPU feature detection (cpu_dispatch.cpp).
 bool cpu_supports(Isa isa);

@@ -19,7 +19,10 @@ The kernels output channels-last tensors. Real convolutions give different bits 
 (another accumulation order), and the simulated model feeds them NCHW, so every real ``nn.Conv2d`` of a converted
 model gets its input NCHW-contiguous (a no-op where it already is). mmdet's RoI extractors (mmcv RoIAlign: one
 thread, reads a raw NCHW buffer) become :class:`.ParallelRoIExtractor` (all cores, any strides, the same values);
-a detector that still has an mmcv op gets its features NCHW-contiguous on leaving the neck.
+a detector that still has an mmcv op gets its features NCHW-contiguous on leaving the neck. ``nn.MaxPool2d``
+(the stem's) becomes :class:`.ChannelsLastMaxPool2d` (all cores, NCHW read directly, channels-last out, the same
+values), and fused blocks that a real conv reads next (an RPN conv, the last block of a head's conv tower) write
+NCHW outputs.
 """
 from typing import Optional
 
@@ -31,8 +34,10 @@ from ..models.layers.binary_conv_block import BinaryConvBlock
 from ..models.layers.binary_linear_block import BinaryLinearBlock
 from ..ops import RPReLU
 from ..ops.shortcut import channel_shortcut, shortcut_pool
+from .kernels import _load_extension
 from .packed_conv import PackedBinaryConv, is_deployable
 from .packed_linear import PackedBinaryLinear, is_deployable_linear
+from .pooling import ChannelsLastMaxPool2d
 from .roi_align import ParallelRoIExtractor
 
 _BatchNorm = nn.modules.batchnorm._BatchNorm
@@ -212,6 +217,21 @@ def _features_to_nchw(model: nn.Module) -> None:
         feat._rebnn_nchw = True
 
 
+def _outputs_read_by_real_convs(model: nn.Module) -> None:
+    """Fused binary blocks whose output a real conv reads next write it NCHW (no layout copy before the real
+    conv): an RPN head's conv (its 1x1 objectness / box convs read it after a ReLU) and the last block of a
+    dense head's ``cls_convs`` / ``reg_convs`` tower (the prediction convs read it)."""
+    for m in model.modules():
+        last = [getattr(m, 'rpn_conv', None)]
+        for tower in ('cls_convs', 'reg_convs'):
+            convs = getattr(m, tower, None)
+            if isinstance(convs, (nn.ModuleList, nn.Sequential)) and len(convs):
+                last.append(convs[-1])
+        for block in last:
+            if isinstance(block, FusedBinaryConvBlock):
+                block.conv.nchw_output = True
+
+
 def _replace(root: nn.Module, name: str, new: nn.Module) -> None:
     parent_name, _, attr = name.rpartition('.')
     parent = root.get_submodule(parent_name) if parent_name else root
@@ -249,6 +269,10 @@ def convert_to_deploy(model: nn.Module, fuse: bool = True, isa: Optional[str] = 
             _replace(model, name, PackedBinaryLinear.from_linear(m, isa))
         elif name and ParallelRoIExtractor.applies(m):
             _replace(model, name, ParallelRoIExtractor(m))
+        elif name and ChannelsLastMaxPool2d.applies(m) and _load_extension() is not None:
+            _replace(model, name, ChannelsLastMaxPool2d(m))
+    if fuse:
+        _outputs_read_by_real_convs(model)
     _real_convs_read_nchw(model)
     _features_to_nchw(model)
     return model

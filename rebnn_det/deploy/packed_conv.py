@@ -52,6 +52,7 @@ class PackedBinaryConv(PackedBinaryLayer):
         self.pad_value = float(pad_value)
         self.isa = isa
         self._in_per_group = in_channels
+        self.nchw_output = False  # set by convert_to_deploy where a real conv reads the output next
         self._register_packed(weight, scale, shift, threshold, self.out_channels)
 
     @classmethod
@@ -83,7 +84,7 @@ class PackedBinaryConv(PackedBinaryLayer):
         ``(y, PackedActivations or None)`` returned (see :func:`.kernels.binary_conv2d`)."""
         return binary_conv2d(x, self.threshold, self.weight, self.scale, self.shift, self.stride, self.padding,
                              self.pad_value, self.dilation, self.groups, residual, rprelu, self.isa, self.bn,
-                             packed_input, None if pack_for is None else pack_for.input_spec)
+                             packed_input, None if pack_for is None else pack_for.input_spec, self.nchw_output)
 
     @property
     def input_spec(self):
@@ -97,5 +98,6 @@ class PackedBinaryConv(PackedBinaryLayer):
             s += f', dilation={self.dilation}'
         if self.groups != 1:
             s += f', groups={self.groups}'
-        return s + f', pad_value={self.pad_value}, threshold={self.threshold is not None}'
+        s += f', pad_value={self.pad_value}, threshold={self.threshold is not None}'
+        return s + (', nchw_output=True' if self.nchw_output else '')
 
