@@ -12,23 +12,28 @@ import torch.multiprocessing as mp
 from rebnn_det.apis import exit_after_distributed_run
 from rebnn_det.engine import ReBNNRegularizer, check_gamma
 from rebnn_det.engine.rebnn_regularizer import LayerStats, check_rule_settings
-from rebnn_det.ops import ReBNNConv
+from rebnn_det.ops import ReBNNConv, ReBNNLinear
 
 W0 = [[0.3, -0.05, 0.6, -0.4], [0.2, 0.7, -0.5, 1.5]]  # 2 output channels x 4 inputs (1x1 conv)
 X = [1.0, -2.0, 0.5, 3.0]
 C = [1.0, -0.5]  # L_S = sum_o C_o * y_o
 
 
-def make_layer():
-    layer = ReBNNConv(4, 2, 1, act_binarizer='none')
+def make_layer(kind='conv'):
+    """The 2 x 4 binary layer of the hand computations: a 1x1 ReBNNConv or (kind='linear') a ReBNNLinear."""
+    layer = ReBNNConv(4, 2, 1, act_binarizer='none') if kind == 'conv' else ReBNNLinear(4, 2, act_binarizer='none')
     with torch.no_grad():
-        layer.weight.copy_(torch.tensor(W0).view(2, 4, 1, 1))
+        layer.weight.copy_(torch.tensor(W0).view_as(layer.weight))
     layer.reset_alpha()
     return layer
 
 
+def as_input(layer, xs):
+    return torch.tensor(xs).view(1, 4, 1, 1) if isinstance(layer, ReBNNConv) else torch.tensor(xs).view(1, 4)
+
+
 def loss_of(layer, scale=1.0, xs=None):
-    x = torch.tensor(xs or X).view(1, 4, 1, 1)
+    x = as_input(layer, xs or X)
     y = layer(x).flatten()
     return scale * (y * torch.tensor(C)).sum()
 
@@ -63,7 +68,7 @@ def sgd_steps(layer, reg, n, lr):
 
 
 def current(layer):
-    return layer.weight.detach().view(2, 4).tolist(), layer.alpha.detach().tolist()
+    return layer.weight.detach().reshape(2, 4).tolist(), layer.alpha.detach().reshape(-1).tolist()
 
 
 @pytest.mark.parametrize('gamma', [1e-4, 0.5, 0])
@@ -109,12 +114,13 @@ def test_adaptive_gamma_is_flip_fraction_times_max_grad_and_applied_next_step():
     assert reg.num_steps == 2
 
 
-def test_gradient_accumulation_matches_full_batch():
+@pytest.mark.parametrize('kind', ['conv', 'linear'])
+def test_gradient_accumulation_matches_full_batch(kind):
     from mmengine.optim import OptimWrapper
     xs_a, xs_b = [1.0, -2.0, 0.5, 3.0], [-0.5, 1.0, 2.0, -1.0]
     results = []
     for accumulate in (False, True):
-        layer = make_layer()
+        layer = make_layer(kind)
         opt = torch.optim.SGD(layer.parameters(), lr=0.5)
         wrapper = OptimWrapper(opt, accumulative_counts=2 if accumulate else 1)
         wrapper.initialize_count_status(layer, 0, 4 if accumulate else 2)
@@ -137,10 +143,11 @@ def test_gradient_accumulation_matches_full_batch():
     assert torch.allclose(g_acc, g_full) and g_full.abs().sum() > 0
 
 
-def test_amp_loss_scaling_gives_the_unscaled_update():
+@pytest.mark.parametrize('kind', ['conv', 'linear'])
+def test_amp_loss_scaling_gives_the_unscaled_update(kind):
     results = []
     for use_scaler in (False, True):
-        layer = make_layer()
+        layer = make_layer(kind)
         opt = torch.optim.SGD(layer.parameters(), lr=0.1)
         scaler = torch.amp.GradScaler('cpu', init_scale=2.0**10) if use_scaler else None
         reg = ReBNNRegularizer([('conv', layer)], 'adaptive',
@@ -294,10 +301,10 @@ def _free_port():
         return s.getsockname()[1]
 
 
-def _ddp_worker(rank, world, port, xs_list, out):
+def _ddp_worker(rank, world, port, xs_list, kind, out):
     dist.init_process_group('gloo', init_method=f'tcp://127.0.0.1:{port}', rank=rank, world_size=world,
                             timeout=datetime.timedelta(seconds=60))
-    layer = make_layer()
+    layer = make_layer(kind)
     model = torch.nn.parallel.DistributedDataParallel(layer)
     opt = torch.optim.SGD(model.parameters(), lr=0.5)
 
@@ -310,8 +317,7 @@ def _ddp_worker(rank, world, port, xs_list, out):
     gammas = []
     for _ in range(2):
         opt.zero_grad()
-        x = torch.tensor(xs_list[rank]).view(1, 4, 1, 1)
-        (model(x).flatten() * torch.tensor(C)).sum().backward()
+        (model(as_input(layer, xs_list[rank])).flatten() * torch.tensor(C)).sum().backward()
         opt.step()
         gammas += reg.state['conv']['gamma'].tolist()
     if rank == 0:
@@ -323,13 +329,14 @@ def _ddp_worker(rank, world, port, xs_list, out):
     exit_after_distributed_run()
 
 
-def test_ddp_two_ranks_match_single_process_full_batch():
+@pytest.mark.parametrize('kind', ['conv', 'linear'])
+def test_ddp_two_ranks_match_single_process_full_batch(kind):
     xs_a, xs_b = [1.0, -2.0, 0.5, 3.0], [-0.5, 1.0, 2.0, -1.0]
     ctx = mp.get_context('spawn')
     out = ctx.SimpleQueue()
     port = _free_port()
-    workers = mp.start_processes(_ddp_worker, args=(2, port, [xs_a, xs_b], out), nprocs=2, start_method='spawn',
-                                 join=False)
+    workers = mp.start_processes(_ddp_worker, args=(2, port, [xs_a, xs_b], kind, out), nprocs=2,
+                                 start_method='spawn', join=False)
     deadline = time.monotonic() + 180  # a hang guard, not a timing assertion
     while not workers.join(timeout=5):
         if time.monotonic() > deadline:
@@ -337,7 +344,7 @@ def test_ddp_two_ranks_match_single_process_full_batch():
                 p.kill()
             pytest.fail('the two DDP workers did not finish within 180 s')
     w_ddp, g_ddp = out.get()
-    layer = make_layer()
+    layer = make_layer(kind)
     reg = ReBNNRegularizer([('conv', layer)], 'adaptive')
     opt = torch.optim.SGD(layer.parameters(), lr=0.5)
     reg.attach(opt)
