@@ -27,6 +27,7 @@ NCHW outputs.
 from typing import Optional
 
 import torch
+from mmcv.cnn import ConvModule
 from torch import Tensor, nn
 
 from ..models.backbones.reactnet_block import ReActBasicBlock
@@ -161,10 +162,6 @@ class FusedBinaryLinearBlock(nn.Module):
 
 def _fuse_conv_module(m: nn.Module, isa) -> bool:
     """mmcv ConvModule(conv=binary, norm=BN, order conv->norm...): the BN goes into the packed conv's epilogue."""
-    try:
-        from mmcv.cnn import ConvModule
-    except ImportError:  # pragma: no cover
-        return False
     if not (isinstance(m, ConvModule) and is_deployable(m.conv) and m.with_norm and _fusable_bn(m.norm)):
         return False
     order = list(m.order)

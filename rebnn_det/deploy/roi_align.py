@@ -11,6 +11,8 @@ the zero-RoI case are mmdet's own code (``map_roi_levels`` / ``roi_rescale`` of 
 from typing import List, Optional, Sequence
 
 import torch
+from mmcv.ops import RoIAlign
+from mmdet.models.roi_heads.roi_extractors import SingleRoIExtractor
 from torch import Tensor, nn
 
 from .kernels import _load_extension
@@ -32,10 +34,6 @@ def roi_align_levels(feats: Sequence[Tensor], spatial_scales: Sequence[float], r
 def _roi_align_settings(layers: nn.ModuleList) -> Optional[dict]:
     """The shared settings of mmcv ``RoIAlign`` layers when one ``roi_align_levels`` call can replace them all
     (average pooling, torchvision off, one output size / sampling ratio / alignment), else None."""
-    try:
-        from mmcv.ops import RoIAlign
-    except ImportError:  # pragma: no cover - deploy of an mmdet model always has mmcv
-        return None
     if not layers or not all(type(m) is RoIAlign for m in layers):
         return None
     first = layers[0]
@@ -64,10 +62,6 @@ class ParallelRoIExtractor(nn.Module):
 
     @classmethod
     def applies(cls, module: nn.Module) -> bool:
-        try:
-            from mmdet.models.roi_heads.roi_extractors import SingleRoIExtractor
-        except ImportError:  # pragma: no cover
-            return False
         return (isinstance(module, SingleRoIExtractor) and type(module).forward is SingleRoIExtractor.forward
                 and _load_extension() is not None and _roi_align_settings(module.roi_layers) is not None)
 
