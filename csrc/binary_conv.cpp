@@ -78,6 +78,8 @@ REBNN_INLINE void epilogue_row(const ConvArgs& a, int64_t n, int64_t oh, const i
         dst[o] = p + a.act_out[o];
       }
     }
+    if (a.relu)  // torch.relu: max(y, 0) keeping NaN and -0 (ATen's clamp_min, scalar and vector alike)
+      for (int64_t o = 0; o < a.c_out; ++o) dst[o] = dst[o] < 0.0f ? 0.0f : dst[o];
     if (a.out_nchw) {
       const int64_t plane = a.ho * a.wo;
       float* base = a.out + n * a.c_out * plane + oh * a.wo + ow;

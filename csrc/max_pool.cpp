@@ -1,11 +1,17 @@
-// See max_pool.h. Per output row and channel: the row's Wo maxima are computed from the input rows of the window
-// (contiguous reads along W for NCHW input), then written to their channels-last places.
+// See max_pool.h. Per output row and channel, the Wo maxima are built window tap by window tap (ky, then kx: the
+// order torch compares in), each tap a pass over the row's outputs whose window holds it -- a loop the compiler
+// vectorizes --, then written to their channels-last places.
 #include "max_pool.h"
 
-#include <cmath>
 #include <limits>
 
 namespace rebnn {
+namespace {
+
+// m = v if v > m or v is NaN (torch's max pool rule: a NaN wins and stays)
+inline float take_max(float m, float v) { return (v > m || v != v) ? v : m; }
+
+}  // namespace
 
 void max_pool_rows(const MaxPoolArgs& a, int64_t begin, int64_t end, float* tmp) {
   const float lowest = -std::numeric_limits<float>::infinity();
@@ -19,15 +25,18 @@ void max_pool_rows(const MaxPoolArgs& a, int64_t begin, int64_t end, float* tmp)
       for (int64_t ox = 0; ox < a.wo; ++ox) tmp[ox] = lowest;
       for (int64_t ky = ky0; ky < ky1; ++ky) {
         const float* row = plane + (y0 + ky) * a.sh;
-        for (int64_t ox = 0; ox < a.wo; ++ox) {
-          const int64_t x0 = ox * a.sx - a.pw;
-          const int64_t kx0 = x0 < 0 ? -x0 : 0, kx1 = x0 + a.kw > a.w ? a.w - x0 : a.kw;
-          float m = tmp[ox];
-          for (int64_t kx = kx0; kx < kx1; ++kx) {
-            const float v = row[(x0 + kx) * a.sw];
-            if (v > m || std::isnan(v)) m = v;
+        for (int64_t kx = 0; kx < a.kw; ++kx) {
+          // outputs ox whose window column x = ox * sx - pw + kx lies inside [0, w)
+          const int64_t off = kx - a.pw;
+          const int64_t lo = off < 0 ? (-off + a.sx - 1) / a.sx : 0;
+          const int64_t hi_x = a.w - 1 - off;  // ox * sx <= hi_x
+          const int64_t hi = hi_x < 0 ? 0 : (hi_x / a.sx + 1 < a.wo ? hi_x / a.sx + 1 : a.wo);
+          if (a.sw == 1) {
+            const float* src = row + off;
+            for (int64_t ox = lo; ox < hi; ++ox) tmp[ox] = take_max(tmp[ox], src[ox * a.sx]);
+          } else {
+            for (int64_t ox = lo; ox < hi; ++ox) tmp[ox] = take_max(tmp[ox], row[(ox * a.sx + off) * a.sw]);
           }
-          tmp[ox] = m;
         }
       }
       for (int64_t ox = 0; ox < a.wo; ++ox) out_row[ox * a.c + c] = tmp[ox];

@@ -95,6 +95,7 @@ struct NextPack {
 
 struct Epilogue {
   at::Tensor scale, bias, bn_scale, bn_shift, residual, act_in, act_slope, act_out;
+  bool relu = false;
 };
 
 at::Tensor per_channel(const c10::optional<at::Tensor>& t, int64_t c, const char* what) {
@@ -172,6 +173,7 @@ at::Tensor conv_packed(const at::Tensor& packed, int64_t c_in, const at::Tensor&
     a.act_in = act ? ep.act_in.data_ptr<float>() : nullptr;
     a.act_slope = act ? ep.act_slope.data_ptr<float>() : nullptr;
     a.act_out = act ? ep.act_out.data_ptr<float>() : nullptr;
+    a.relu = ep.relu;
     a.out = out.data_ptr<float>();
   }
   PackArgs next_args{};
@@ -222,7 +224,7 @@ std::tuple<at::Tensor, at::Tensor> binary_conv(
     const c10::optional<at::Tensor>& act_slope, const c10::optional<at::Tensor>& act_out, const std::string& isa_arg,
     const c10::optional<at::Tensor>& packed_input, int64_t in_channels, bool pack_next,
     const c10::optional<at::Tensor>& next_threshold, int64_t next_pad_h, int64_t next_pad_w,
-    double next_pad_value, bool out_nchw) {
+    double next_pad_value, bool out_nchw, bool relu) {
   const Isa isa = parse_isa(isa_arg);
   const bool has_x = x.has_value() && x->defined(), has_packed = packed_input.has_value() && packed_input->defined();
   TORCH_CHECK(has_x != has_packed, "binary_conv takes either x or packed_input");
@@ -250,6 +252,7 @@ std::tuple<at::Tensor, at::Tensor> binary_conv(
   ep.act_in = per_channel(act_in, c_out, "act_in");
   ep.act_slope = per_channel(act_slope, c_out, "act_slope");
   ep.act_out = per_channel(act_out, c_out, "act_out");
+  ep.relu = relu;
   NextPack next;
   next.on = pack_next;
   if (next_threshold.has_value()) next.threshold = *next_threshold;
@@ -353,7 +356,7 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
         py::arg("act_slope") = py::none(), py::arg("act_out") = py::none(), py::arg("isa") = "auto",
         py::arg("packed_input") = py::none(), py::arg("in_channels") = 0, py::arg("pack_next") = false,
         py::arg("next_threshold") = py::none(), py::arg("next_pad_h") = 0, py::arg("next_pad_w") = 0,
-        py::arg("next_pad_value") = 0.0, py::arg("out_nchw") = false);
+        py::arg("next_pad_value") = 0.0, py::arg("out_nchw") = false, py::arg("relu") = false);
   m.def("max_pool2d_channels_last", &rebnn::max_pool2d_channels_last, py::arg("x"), py::arg("kh"), py::arg("kw"),
         py::arg("stride_h"), py::arg("stride_w"), py::arg("pad_h"), py::arg("pad_w"));
   m.def("roi_align_levels", &rebnn::roi_align_levels, py::arg("feats"), py::arg("spatial_scales"),

@@ -32,8 +32,8 @@ void pack_rows(Isa isa, const PackArgs& a, int64_t row_begin, int64_t row_end);
 // Epilogue applied per output channel o to the exact integer count (sum over valid taps of C - 2 popcount), each
 // step rounded once, in the order of the simulated model (ReBNNConv in eval mode -> BatchNorm -> + shortcut ->
 // RPReLU):  y = scale[o] * count ; y = y + bias[o] ; y = fma(y, bn_scale[o], bn_shift[o]) (PyTorch's CPU eval
-// BatchNorm) ; y = y + residual ; y = prelu(y - act_in[o], slope[o]) + act_out[o]  (optional steps skipped when
-// their pointers are null). With `counts` set, the integer count itself is written instead.
+// BatchNorm) ; y = y + residual ; y = prelu(y - act_in[o], slope[o]) + act_out[o] ; y = relu(y)  (optional steps
+// skipped when their pointers are null / relu is false). With `counts` set, the integer count itself is written instead.
 struct ConvArgs {
   const uint64_t* act;       // packed padded input [N][Hp][Wp][words]
   int64_t n, hp, wp, words;
@@ -51,6 +51,7 @@ struct ConvArgs {
   const float* act_in;       // RPReLU (all three or none)
   const float* act_slope;
   const float* act_out;
+  bool relu;                 // then y = y < 0 ? 0 : y (torch.relu exactly: NaN and -0 kept)
   float* out;                // [N][Ho][Wo][C_out] channels-last, or [N][C_out][Ho][Wo] with out_nchw
   bool out_nchw;             // NCHW output (for a real conv reading it next: no layout copy)
   int32_t* counts;           // [N][Ho][Wo][C_out] channels-last (raw counts mode) or nullptr

@@ -109,7 +109,8 @@ class FusedReActStage(nn.Sequential):
 
 class FusedBinaryConvBlock(nn.Module):
     """Inference form of :class:`BinaryConvBlock` ``act(BN(conv(x)) + shortcut(x))``: conv, BN, shortcut
-    add and (if the activation is RPReLU) the activation in one kernel call; another activation runs after."""
+    add and (if the activation is RPReLU or ReLU) the activation in one kernel call; another activation runs
+    after."""
 
     def __init__(self, block: BinaryConvBlock, isa: Optional[str] = None):
         super().__init__()
@@ -119,7 +120,8 @@ class FusedBinaryConvBlock(nn.Module):
         self.out_channels = block.out_channels
         act = getattr(block, 'act', None)
         self.rprelu = act if isinstance(act, RPReLU) else None
-        self.act = None if isinstance(act, RPReLU) else act
+        self.relu = type(act) is nn.ReLU  # fused too (the kernel's relu is torch.relu exactly)
+        self.act = None if isinstance(act, RPReLU) or self.relu else act
 
     @classmethod
     def applies(cls, block: nn.Module) -> bool:
@@ -135,7 +137,7 @@ class FusedBinaryConvBlock(nn.Module):
             residual = (s if self.out_channels % s.shape[1] == 0
                         else channel_shortcut(s.contiguous(), self.out_channels))
         out = self.conv(x, residual=residual,
-                        rprelu=None if self.rprelu is None else _rprelu_params(self.rprelu))
+                        rprelu=None if self.rprelu is None else _rprelu_params(self.rprelu), relu=self.relu)
         return out if self.act is None else self.act(out)
 
 

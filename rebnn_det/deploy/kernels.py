@@ -248,11 +248,12 @@ def binary_conv2d(x: Tensor, threshold: Optional[Tensor], weight: KernelWeight, 
                   groups: int = 1, residual: Optional[Tensor] = None,
                   rprelu: Optional[Sequence[Tensor]] = None, isa: Optional[str] = None,
                   bn: Optional[Sequence[Tensor]] = None, packed_input: Optional[PackedActivations] = None,
-                  pack_next: Optional[Tuple[Optional[Tensor], object, float]] = None, out_nchw: bool = False):
+                  pack_next: Optional[Tuple[Optional[Tensor], object, float]] = None, out_nchw: bool = False,
+                  relu: bool = False):
     """Binary conv of ``sign(x - threshold)`` with the packed weight, as float32 ``[N, C_out, H_o, W_o]``, each
     step rounded once: ``y = scale * count``, ``y = y + shift`` (the conv's bias), ``y = fma(y, bn[0], bn[1])``
     (a BatchNorm's :func:`bn_terms`), ``y = y + residual``, then ``RPReLU(y) = prelu(y - rprelu[0], rprelu[1]) +
-    rprelu[2]`` (each if given): bit-identical to the eval-mode simulated layers. ``residual`` may have
+    rprelu[2]`` and ``torch.relu`` (``relu=True``) (each if given): bit-identical to the eval-mode simulated layers. ``residual`` may have
     ``C_out / k`` channels: channel ``o`` adds its channel ``o mod (C_out / k)`` (a shortcut repeated along channels,
     without materializing the repeat). The native path returns a channels-last tensor (the next layer packs it
     fastest), or with ``out_nchw`` an NCHW-contiguous one (for a real conv reading it next: no layout copy).
@@ -269,6 +270,7 @@ def binary_conv2d(x: Tensor, threshold: Optional[Tensor], weight: KernelWeight, 
     if path == 'reference' or not native_supported(dilation, groups):
         y = _reference_conv2d(x, threshold, weight, scale, shift, stride, padding, pad_value, dilation, groups,
                               residual, rprelu, bn)
+        y = torch.relu(y) if relu else y
         return y if pack_next is None else (y, None)
     kh, kw = weight.packed.shape[1:3]
     (sh, sw), (ph, pw) = pair(stride), pair(padding)
@@ -282,7 +284,7 @@ def binary_conv2d(x: Tensor, threshold: Optional[Tensor], weight: KernelWeight, 
                                pad_value, scale, shift, bn_scale, bn_shift, residual, act[0], act[1], act[2], path,
                                packed_input=packed_input.bits if use_bits else None, in_channels=x.shape[1],
                                pack_next=pack_next is not None, next_threshold=next_threshold, next_pad_h=nph,
-                               next_pad_w=npw, next_pad_value=next_pad_value, out_nchw=out_nchw)
+                               next_pad_w=npw, next_pad_value=next_pad_value, out_nchw=out_nchw, relu=relu)
     if pack_next is None:
         return y
     return y, PackedActivations(bits, y.shape[1], next_threshold, (nph, npw), next_pad_value)

@@ -16,7 +16,8 @@ def _supported(pool: nn.Module) -> bool:
 
 class ChannelsLastMaxPool2d(nn.Module):
     """Deploy form of an ``nn.MaxPool2d`` (dilation 1, floor mode, no indices): the same values, a channels-last
-    output tensor. Other inputs than float32 CPU go to the original module."""
+    output tensor. Channels-last inputs (torch is fast on them) and other inputs than float32 CPU go to the
+    original module."""
 
     def __init__(self, pool: nn.MaxPool2d):
         super().__init__()
@@ -32,7 +33,8 @@ class ChannelsLastMaxPool2d(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         ext = _load_extension()
-        if ext is None or x.dtype != torch.float32 or x.device.type != 'cpu' or x.dim() != 4:
+        if ext is None or x.dtype != torch.float32 or x.device.type != 'cpu' or x.dim() != 4 or (
+                x.stride(1) == 1 and x.shape[1] > 1):  # channels-last input: torch's own kernel is fast there
             return self.pool(x)
         return ext.max_pool2d_channels_last(x, *self.kernel_size, *self.stride, *self.padding)
 

@@ -117,3 +117,17 @@ def test_whole_binary_detector_deploy_identical(config):
     assert len(det_sim) > 10
     for key in ('bboxes', 'scores', 'labels'):
         assert torch.equal(det_sim[key], det_dep[key]), key
+
+
+@pytest.mark.parametrize('isa', NATIVE_ISAS + ['reference'])
+def test_fused_relu_is_torch_relu_bit_for_bit(isa):
+    """relu=True in the epilogue equals torch.relu of the output to the bit: negatives -> +0, -0 kept, NaN kept."""
+    g = torch.Generator().manual_seed(5)
+    x = torch.randn(2, 2, 7, 9, generator=g)  # 2 channels, 1x1: counts in {-2, 0, 2}, so many exact zeros
+    w = kernels.prepare_weight(pack_conv_weight(torch.randn(6, 2, 1, 1, generator=g)), 2)
+    scale = torch.tensor([-1.0, 1.0, -0.5, 2.0, float('nan'), -3.0])  # negative scale * 0 = -0
+    plain = kernels.binary_conv2d(x, None, w, scale, isa=isa)
+    fused = kernels.binary_conv2d(x, None, w, scale, isa=isa, relu=True)
+    expected = torch.relu(plain)
+    assert (plain == 0).any() and torch.signbit(plain[plain == 0]).any() and plain.isnan().any()
+    assert torch.equal(fused.contiguous().view(torch.int32), expected.contiguous().view(torch.int32))
