@@ -81,8 +81,8 @@ class PackedBinaryConv(PackedBinaryLayer):
         """``scale * count``, ``+ shift``, the BN of :meth:`fuse_bn`, then ``+ residual`` and RPReLU
         ``(shift_in, slope, shift_out)`` if given (all in the kernel's epilogue on the native path), each step
         rounded like the simulated model's op, then ``torch.relu`` if ``relu``. ``packed_input``: ``x`` packed for
-        this conv by the previous one; ``pack_for``: the binary conv that reads the output next -- the output is packed for it too and
-        ``(y, PackedActivations or None)`` returned (see :func:`.kernels.binary_conv2d`)."""
+        this conv by the previous one; ``pack_for``: the binary conv that reads the output next -- the output is
+        packed for it too and ``(y, PackedActivations or None)`` returned (see :func:`.kernels.binary_conv2d`)."""
         return binary_conv2d(x, self.threshold, self.weight, self.scale, self.shift, self.stride, self.padding,
                              self.pad_value, self.dilation, self.groups, residual, rprelu, self.isa, self.bn,
                              packed_input, None if pack_for is None else pack_for.input_spec, self.nchw_output,
