@@ -255,8 +255,9 @@ def binary_conv2d(x: Tensor, threshold: Optional[Tensor], weight: KernelWeight, 
     (a BatchNorm's :func:`bn_terms`), ``y = y + residual``, then ``RPReLU(y) = prelu(y - rprelu[0], rprelu[1]) +
     rprelu[2]`` and ``torch.relu`` (``relu=True``) (each if given): bit-identical to the eval-mode simulated
     layers. ``residual`` may have ``C_out / k`` channels: channel ``o`` adds its channel ``o mod (C_out / k)`` (a
-    shortcut repeated along channels, without materializing the repeat). The native path returns a channels-last tensor (the next layer packs it
-    fastest), or with ``out_nchw`` an NCHW-contiguous one (for a real conv reading it next: no layout copy).
+    shortcut repeated along channels, without materializing the repeat). The native path returns a channels-last
+    tensor (the next layer packs it fastest), or with ``out_nchw`` an NCHW-contiguous one (for a real conv reading
+    it next: no layout copy).
 
     ``packed_input``: ``x`` already packed for this conv (:class:`PackedActivations`, e.g. by the previous conv);
     the kernel reads it instead of packing ``x``. ``pack_next = (threshold, padding, pad_value)`` of the binary conv
