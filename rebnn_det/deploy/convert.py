@@ -31,6 +31,7 @@ from mmcv.cnn import ConvModule
 from torch import Tensor, nn
 
 from ..models.backbones.reactnet_block import ReActBasicBlock
+from ..models.dense_heads.binary_rpn_head import BinaryRPNHead
 from ..models.layers.binary_conv_block import BinaryConvBlock
 from ..models.layers.binary_linear_block import BinaryLinearBlock
 from ..ops import RPReLU
@@ -218,10 +219,15 @@ def _features_to_nchw(model: nn.Module) -> None:
 
 def _outputs_read_by_real_convs(model: nn.Module) -> None:
     """Fused binary blocks whose output a real conv reads next write it NCHW (no layout copy before the real
-    conv): an RPN head's conv (its 1x1 objectness / box convs read it after a ReLU) and the last block of a
-    dense head's ``cls_convs`` / ``reg_convs`` tower (the prediction convs read it)."""
+    conv): an RPN head's conv (its 1x1 objectness / box convs read it after a ReLU -- a BinaryRPNHead's ReLU goes
+    into the epilogue too) and the last block of a dense head's ``cls_convs`` / ``reg_convs`` tower (the
+    prediction convs read it)."""
     for m in model.modules():
-        last = [getattr(m, 'rpn_conv', None)]
+        rpn_conv = getattr(m, 'rpn_conv', None)
+        if isinstance(rpn_conv, FusedBinaryConvBlock) and rpn_conv.act is None and not rpn_conv.relu and \
+                type(m).forward_single is BinaryRPNHead.forward_single:
+            rpn_conv.relu = rpn_conv.ends_with_relu = True  # the head's ReLU, in the epilogue
+        last = [rpn_conv]
         for tower in ('cls_convs', 'reg_convs'):
             convs = getattr(m, tower, None)
             if isinstance(convs, (nn.ModuleList, nn.Sequential)) and len(convs):

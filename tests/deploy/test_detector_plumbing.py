@@ -97,7 +97,7 @@ def test_whole_binary_detector_deploy_identical(config):
     assert isinstance(dep.backbone.maxpool, ChannelsLastMaxPool2d)
     head = dep.rpn_head if hasattr(dep, 'rpn_head') else dep.bbox_head
     if hasattr(head, 'rpn_conv'):
-        assert head.rpn_conv.conv.nchw_output
+        assert head.rpn_conv.conv.nchw_output and head.rpn_conv.ends_with_relu
         assert isinstance(dep.roi_head.bbox_roi_extractor, ParallelRoIExtractor)
     else:
         assert head.cls_convs[-1].conv.nchw_output and head.reg_convs[-1].conv.nchw_output

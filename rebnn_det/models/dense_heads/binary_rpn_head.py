@@ -1,9 +1,10 @@
 """BinaryRPNHead: mmdet's RPNHead with a 1-bit 3x3 conv."""
-from typing import Optional
+from typing import Optional, Tuple
 
 from mmdet.models.dense_heads import RPNHead
 from mmdet.registry import MODELS
-from torch import nn
+import torch.nn.functional as F
+from torch import Tensor, nn
 
 from ...ops import reset_binary_alphas
 from ..layers import binarize_conv_tower
@@ -36,3 +37,11 @@ class BinaryRPNHead(RPNHead):
     def init_weights(self) -> None:
         super().init_weights()  # Normal(std=0.01) on every Conv2d, ReBNNConv included
         reset_binary_alphas(self)  # alpha = mean|w| of the initialised weights
+
+    def forward_single(self, x: Tensor) -> Tuple[Tensor, Tensor]:
+        """RPNHead's: conv, ReLU, then the objectness and box convs. The ReLU is skipped where the conv block
+        applies it itself (``ends_with_relu``: deploy mode fuses it into the binary conv's epilogue)."""
+        x = self.rpn_conv(x)
+        if not getattr(self.rpn_conv, 'ends_with_relu', False):
+            x = F.relu(x)
+        return self.rpn_cls(x), self.rpn_reg(x)
