@@ -3,18 +3,27 @@
 // vectorizes --, then written to their channels-last places.
 #include "max_pool.h"
 
+#include <cmath>
 #include <limits>
+
+#include "isa.h"
 
 namespace rebnn {
 namespace {
 
 // m = v if v > m or v is NaN (torch's max pool rule: a NaN wins and stays)
-inline float take_max(float m, float v) { return (v > m || v != v) ? v : m; }
+REBNN_INLINE float take_max(float m, float v) { return (v > m || v != v) ? v : m; }
 
-}  // namespace
+// The stem's BN (one fused multiply-add, as PyTorch's CPU eval BN) and ReLU (torch.relu: NaN and -0 kept).
+REBNN_INLINE float stem_value(float v, bool bn, float scale, float shift, bool relu) {
+  if (bn) v = std::fma(v, scale, shift);
+  if (relu) v = v < 0.0f ? 0.0f : v;
+  return v;
+}
 
-void max_pool_rows(const MaxPoolArgs& a, int64_t begin, int64_t end, float* tmp) {
+REBNN_INLINE void pool_rows(const MaxPoolArgs& a, int64_t begin, int64_t end, float* tmp) {
   const float lowest = -std::numeric_limits<float>::infinity();
+  const bool bn = a.bn_scale != nullptr, relu = a.relu;
   for (int64_t r = begin; r < end; ++r) {
     const int64_t n = r / a.ho, oy = r % a.ho;
     const int64_t y0 = oy * a.sy - a.ph;
@@ -22,6 +31,7 @@ void max_pool_rows(const MaxPoolArgs& a, int64_t begin, int64_t end, float* tmp)
     float* out_row = a.out + (n * a.ho + oy) * a.wo * a.c;
     for (int64_t c = 0; c < a.c; ++c) {
       const float* plane = a.x + n * a.sn + c * a.sc;
+      const float scale = bn ? a.bn_scale[c] : 1.0f, shift = bn ? a.bn_shift[c] : 0.0f;
       for (int64_t ox = 0; ox < a.wo; ++ox) tmp[ox] = lowest;
       for (int64_t ky = ky0; ky < ky1; ++ky) {
         const float* row = plane + (y0 + ky) * a.sh;
@@ -31,17 +41,30 @@ void max_pool_rows(const MaxPoolArgs& a, int64_t begin, int64_t end, float* tmp)
           const int64_t lo = off < 0 ? (-off + a.sx - 1) / a.sx : 0;
           const int64_t hi_x = a.w - 1 - off;  // ox * sx <= hi_x
           const int64_t hi = hi_x < 0 ? 0 : (hi_x / a.sx + 1 < a.wo ? hi_x / a.sx + 1 : a.wo);
-          if (a.sw == 1) {
-            const float* src = row + off;
-            for (int64_t ox = lo; ox < hi; ++ox) tmp[ox] = take_max(tmp[ox], src[ox * a.sx]);
-          } else {
-            for (int64_t ox = lo; ox < hi; ++ox) tmp[ox] = take_max(tmp[ox], row[(ox * a.sx + off) * a.sw]);
-          }
+          for (int64_t ox = lo; ox < hi; ++ox)
+            tmp[ox] = take_max(tmp[ox], stem_value(row[(ox * a.sx + off) * a.sw], bn, scale, shift, relu));
         }
       }
       for (int64_t ox = 0; ox < a.wo; ++ox) out_row[ox * a.c + c] = tmp[ox];
     }
   }
+}
+
+void rows_portable(const MaxPoolArgs& a, int64_t begin, int64_t end, float* tmp) { pool_rows(a, begin, end, tmp); }
+
+#ifdef REBNN_X86
+REBNN_AVX2 void rows_avx2(const MaxPoolArgs& a, int64_t begin, int64_t end, float* tmp) {
+  pool_rows(a, begin, end, tmp);
+}
+#endif
+
+}  // namespace
+
+void max_pool_rows(Isa isa, const MaxPoolArgs& a, int64_t begin, int64_t end, float* tmp) {
+#ifdef REBNN_X86
+  if (isa != Isa::portable) return rows_avx2(a, begin, end, tmp);
+#endif
+  rows_portable(a, begin, end, tmp);
 }
 
 }  // namespace rebnn

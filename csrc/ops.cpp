@@ -315,23 +315,29 @@ at::Tensor roi_align_levels(const std::vector<at::Tensor>& feats, const std::vec
   return out;
 }
 
-// Max pooling (any input strides) into a channels-last output; values equal torch's max_pool2d (no dilation,
-// floor mode).
+// Max pooling (any input strides) into a channels-last output, optionally of relu(BN(x)) (a ResNet stem's BN and
+// ReLU, see max_pool.h); values equal torch's max_pool2d (no dilation, floor mode) of the same.
 at::Tensor max_pool2d_channels_last(const at::Tensor& x, int64_t kh, int64_t kw, int64_t sy, int64_t sx, int64_t ph,
-                                    int64_t pw) {
+                                    int64_t pw, const c10::optional<at::Tensor>& bn_scale,
+                                    const c10::optional<at::Tensor>& bn_shift, bool relu,
+                                    const std::string& isa_arg) {
   check_float_nchw(x, "input");
+  const Isa isa = parse_isa(isa_arg);
   TORCH_CHECK(kh >= 1 && kw >= 1 && sy >= 1 && sx >= 1, "kernel size and stride must be >= 1");
   TORCH_CHECK(ph >= 0 && pw >= 0 && 2 * ph <= kh && 2 * pw <= kw,
               "padding must be >= 0 and at most half the kernel size, got ", ph, "x", pw);
   const int64_t n = x.size(0), c = x.size(1), h = x.size(2), w = x.size(3);
   const int64_t ho = (h + 2 * ph - kh) / sy + 1, wo = (w + 2 * pw - kw) / sx + 1;
   TORCH_CHECK(ho >= 1 && wo >= 1, "input ", h, "x", w, " is smaller than the pooling window");
+  TORCH_CHECK(bn_scale.has_value() == bn_shift.has_value(), "the BN needs both bn_scale and bn_shift");
+  const at::Tensor scale = per_channel(bn_scale, c, "bn_scale"), shift = per_channel(bn_shift, c, "bn_shift");
   at::Tensor out = at::empty({n, c, ho, wo}, x.options().memory_format(at::MemoryFormat::ChannelsLast));
   MaxPoolArgs a{x.data_ptr<float>(), x.stride(0), x.stride(1), x.stride(2), x.stride(3), n, c, h, w, kh, kw, sy,
-                sx, ph, pw, ho, wo, out.data_ptr<float>()};
+                sx, ph, pw, ho, wo, scale.defined() ? scale.data_ptr<float>() : nullptr,
+                shift.defined() ? shift.data_ptr<float>() : nullptr, relu, out.data_ptr<float>()};
   at::parallel_for(0, n * ho, 1, [&](int64_t b, int64_t e) {
     std::vector<float> tmp(wo);
-    max_pool_rows(a, b, e, tmp.data());
+    max_pool_rows(isa, a, b, e, tmp.data());
   });
   return out;
 }
@@ -358,7 +364,8 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
         py::arg("next_threshold") = py::none(), py::arg("next_pad_h") = 0, py::arg("next_pad_w") = 0,
         py::arg("next_pad_value") = 0.0, py::arg("out_nchw") = false, py::arg("relu") = false);
   m.def("max_pool2d_channels_last", &rebnn::max_pool2d_channels_last, py::arg("x"), py::arg("kh"), py::arg("kw"),
-        py::arg("stride_h"), py::arg("stride_w"), py::arg("pad_h"), py::arg("pad_w"));
+        py::arg("stride_h"), py::arg("stride_w"), py::arg("pad_h"), py::arg("pad_w"), py::arg("bn_scale") = py::none(),
+        py::arg("bn_shift") = py::none(), py::arg("relu") = false, py::arg("isa") = "auto");
   m.def("roi_align_levels", &rebnn::roi_align_levels, py::arg("feats"), py::arg("spatial_scales"),
         py::arg("rois"), py::arg("level"), py::arg("out_h"), py::arg("out_w"), py::arg("sampling_ratio"),
         py::arg("aligned"));

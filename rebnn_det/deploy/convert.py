@@ -217,6 +217,38 @@ def _features_to_nchw(model: nn.Module) -> None:
         feat._rebnn_nchw = True
 
 
+def _stem_modules(backbone: nn.Module):
+    """``(bn attribute name, relu, maxpool)`` of a ResNet stem ``conv -> BN -> ReLU -> max pool`` whose forward is
+    the class's own (ReBNNResNet, mmdet's ResNet without deep_stem), else None."""
+    from mmdet.models.backbones import ResNet
+
+    from ..models.backbones.rebnn_resnet import ReBNNResNet
+    if type(backbone).forward is ReBNNResNet.forward:
+        name = 'bn1'
+    elif type(backbone).forward is ResNet.forward and not backbone.deep_stem:
+        name = backbone.norm1_name
+    else:
+        return None
+    bn, relu, pool = (getattr(backbone, a, None) for a in (name, 'relu', 'maxpool'))
+    if (isinstance(bn, nn.BatchNorm2d) and _fusable_bn(bn) and type(relu) is nn.ReLU
+            and ChannelsLastMaxPool2d.applies(pool)):
+        return name, relu, pool
+    return None
+
+
+def _fuse_stems(model: nn.Module) -> None:
+    """A ResNet stem's BN -> ReLU -> max pool becomes one ChannelsLastMaxPool2d pass (the BN and ReLU modules are
+    replaced by identities: the backbone's forward still calls them, and they are used nowhere else)."""
+    for m in model.modules():
+        stem = _stem_modules(m)
+        if stem is not None and _load_extension() is not None:
+            name, _, pool = stem
+            bn = getattr(m, name)
+            setattr(m, name, nn.Identity())
+            m.relu = nn.Identity()
+            m.maxpool = ChannelsLastMaxPool2d(pool, bn, relu=True).eval()
+
+
 def _outputs_read_by_real_convs(model: nn.Module) -> None:
     """Fused binary blocks whose output a real conv reads next write it NCHW (no layout copy before the real
     conv): an RPN head's conv (its 1x1 objectness / box convs read it after a ReLU -- a BinaryRPNHead's ReLU goes
@@ -267,6 +299,7 @@ def convert_to_deploy(model: nn.Module, fuse: bool = True, isa: Optional[str] = 
         for name, m in list(model.named_modules()):
             if name and FusedReActStage.applies(m):
                 _replace(model, name, FusedReActStage(*m).eval())
+        _fuse_stems(model)
     for name, m in list(model.named_modules()):
         if name and is_deployable(m):
             _replace(model, name, PackedBinaryConv.from_conv(m, isa))

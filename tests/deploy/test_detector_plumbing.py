@@ -56,6 +56,28 @@ def test_channels_last_max_pool_equals_torch(geometry, layout):
     assert torch.equal(got.nan_to_num(), expected.nan_to_num())
 
 
+@pytest.mark.parametrize('layout', ['nchw', 'channels_last'])
+def test_stem_bn_relu_max_pool_in_one_pass_equals_torch(layout):
+    """relu(BN(x)) then max pool, in one pass: torch's values (eval BN as one fma, torch.relu), NaN kept."""
+    g = torch.Generator().manual_seed(7)
+    bn = nn.BatchNorm2d(6).eval()
+    with torch.no_grad():
+        bn.running_mean.copy_(torch.randn(6, generator=g))
+        bn.running_var.copy_(torch.rand(6, generator=g) + 0.5)
+        bn.weight.copy_(torch.randn(6, generator=g))  # negative scales too
+        bn.bias.copy_(torch.randn(6, generator=g))
+    x = torch.randn(2, 6, 19, 24, generator=g) * 3
+    x[1, 3, 5, 6] = float('nan')
+    if layout == 'channels_last':
+        x = x.contiguous(memory_format=torch.channels_last)
+    pool = nn.MaxPool2d(3, 2, 1)
+    fused = ChannelsLastMaxPool2d(pool, bn, relu=True)
+    with torch.no_grad():
+        got, expected = fused(x), pool(torch.relu(bn(x)))
+    assert torch.equal(got.isnan(), expected.isnan()) and got.isnan().any()
+    assert torch.equal(got.nan_to_num(), expected.nan_to_num()) and (got == 0).any()
+
+
 def test_max_pool_settings_it_does_not_replace():
     for pool in (nn.MaxPool2d(3, 2, 1, ceil_mode=True), nn.MaxPool2d(3, 2, 1, dilation=2),
                  nn.MaxPool2d(3, 2, 1, return_indices=True)):
@@ -94,7 +116,9 @@ def test_whole_binary_detector_deploy_identical(config):
     sim = _detector(config)
     dep = convert_to_deploy(copy.deepcopy(sim))
     assert sum(isinstance(m, FusedReActStage) for m in dep.modules()) == 4
-    assert isinstance(dep.backbone.maxpool, ChannelsLastMaxPool2d)
+    # the stem's BN -> ReLU -> max pool is one pass
+    assert isinstance(dep.backbone.maxpool, ChannelsLastMaxPool2d) and dep.backbone.maxpool.relu
+    assert dep.backbone.maxpool.bn is not None and isinstance(dep.backbone.bn1, nn.Identity)
     head = dep.rpn_head if hasattr(dep, 'rpn_head') else dep.bbox_head
     if hasattr(head, 'rpn_conv'):
         assert head.rpn_conv.conv.nchw_output and head.rpn_conv.ends_with_relu
