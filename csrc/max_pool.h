@@ -21,6 +21,8 @@ struct MaxPoolArgs {
   const float* bn_scale;   // [C] or nullptr (no BN before the pool)
   const float* bn_shift;   // [C] with bn_scale
   bool relu;               // torch.relu before the pool (after the BN)
+  bool relu_after;         // the same ReLU applied to each window's maximum instead: equal to relu then max as
+                           // long as no BN output is -0 (i.e. no bn_shift is -0; the caller checks), and fast
   float* out;              // [N][Ho][Wo][C] (channels-last)
 };
 

@@ -3,6 +3,7 @@
 #include <ATen/Parallel.h>
 #include <torch/extension.h>
 
+#include <cmath>
 #include <string>
 #include <vector>
 
@@ -334,7 +335,14 @@ at::Tensor max_pool2d_channels_last(const at::Tensor& x, int64_t kh, int64_t kw,
   at::Tensor out = at::empty({n, c, ho, wo}, x.options().memory_format(at::MemoryFormat::ChannelsLast));
   MaxPoolArgs a{x.data_ptr<float>(), x.stride(0), x.stride(1), x.stride(2), x.stride(3), n, c, h, w, kh, kw, sy,
                 sx, ph, pw, ho, wo, scale.defined() ? scale.data_ptr<float>() : nullptr,
-                shift.defined() ? shift.data_ptr<float>() : nullptr, relu, out.data_ptr<float>()};
+                shift.defined() ? shift.data_ptr<float>() : nullptr, relu, false, out.data_ptr<float>()};
+  if (relu && shift.defined()) {  // relu(max) = max(relu) when no BN output can be -0: no bn_shift is -0
+    const float* sp = shift.data_ptr<float>();
+    bool negative_zero = false;
+    for (int64_t i = 0; i < c; ++i) negative_zero = negative_zero || (sp[i] == 0.0f && std::signbit(sp[i]));
+    a.relu = negative_zero;
+    a.relu_after = !negative_zero;
+  }
   at::parallel_for(0, n * ho, 1, [&](int64_t b, int64_t e) {
     std::vector<float> tmp(wo);
     max_pool_rows(isa, a, b, e, tmp.data());

@@ -155,3 +155,22 @@ def test_fused_relu_is_torch_relu_bit_for_bit(isa):
     expected = torch.relu(plain)
     assert (plain == 0).any() and torch.signbit(plain[plain == 0]).any() and plain.isnan().any()
     assert torch.equal(fused.contiguous().view(torch.int32), expected.contiguous().view(torch.int32))
+
+
+def test_stem_pool_with_a_negative_zero_bn_shift_keeps_torch_signs_of_zero():
+    """With a -0 BN shift a BN output can be -0, where relu-then-max and max-then-relu differ in the sign of a
+    zero: the kernel then applies the ReLU per element (the slow path), bit for bit torch's."""
+    from rebnn_det import _C
+    g = torch.Generator().manual_seed(8)
+    x = torch.randn(1, 3, 9, 10, generator=g)
+    x[0, 1] = -x[0, 1].abs()  # a window of negatives and -0: torch gives +0 (relu of the first), max-then-relu -0
+    x[0, 1, :, 1::2] = -0.0
+    scale = torch.tensor([1.0, 2.0, -1.0])
+    shift = torch.tensor([0.5, -0.0, 0.0])
+    got = _C.max_pool2d_channels_last(x, 3, 3, 2, 2, 1, 1, scale, shift, True)
+    y = kernels.fma32(x, scale.view(1, -1, 1, 1), shift.view(1, -1, 1, 1))
+    assert torch.signbit(y[0, 1][y[0, 1] == 0]).any()
+    expected = nn.functional.max_pool2d(torch.relu(y), 3, 2, 1)
+    assert torch.equal(got.contiguous().view(torch.int32), expected.contiguous().view(torch.int32))
+    max_then_relu = torch.relu(nn.functional.max_pool2d(y, 3, 2, 1))
+    assert not torch.equal(max_then_relu.view(torch.int32), expected.view(torch.int32))  # the case is exercised
