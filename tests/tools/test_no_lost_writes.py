@@ -81,8 +81,13 @@ INTERRUPTED = textwrap.dedent('''
 @pytest.mark.parametrize('sig', [signal.SIGTERM, signal.SIGHUP, signal.SIGINT])
 def test_an_interrupted_write_leaves_no_temporary_file(tmp_path, sig):
     out = str(tmp_path / 'm.packed.pth')
+
+    def default_dispositions():  # a suite started under nohup / in the background ignores SIGHUP / SIGINT, and an
+        for s in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):  # ignored signal rightly stays ignored
+            signal.signal(s, signal.SIG_DFL)
+
     proc = subprocess.Popen([sys.executable, '-c', INTERRUPTED, out], cwd=ROOT, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True, preexec_fn=default_dispositions)
     assert proc.stdout.readline().strip() == 'writing'
     assert len(os.listdir(tmp_path)) == 1  # the hidden temporary file
     proc.send_signal(sig)
