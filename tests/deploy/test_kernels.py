@@ -240,7 +240,8 @@ def test_packed_input_made_for_another_conv_is_refused():
     thr = torch.zeros(8)
     w = kernels.prepare_weight(pack_conv_weight(torch.randn(4, 8, 3, 3)), 8)
     bits = kernels.PackedActivations(kernels.pack_padded(x, thr, 1), 8, thr, (1, 1), 0.0)
-    with pytest.raises(ValueError, match=r'made for padding \(1, 1\).*this conv has padding \(0, 0\)'):
+    with pytest.raises(ValueError, match=r'made for padding \(1, 1\), pad_value 0.0, 8 channels and another '
+                                         r'threshold; this conv has padding \(0, 0\), pad_value 0.0, 8 channels'):
         kernels.binary_conv2d(x, thr, w, torch.ones(4), padding=0, packed_input=bits)
     with pytest.raises(ValueError, match='another threshold'):
         kernels.binary_conv2d(x, thr.clone(), w, torch.ones(4), padding=1, packed_input=bits)
