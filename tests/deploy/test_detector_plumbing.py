@@ -174,3 +174,22 @@ def test_stem_pool_with_a_negative_zero_bn_shift_keeps_torch_signs_of_zero():
     assert torch.equal(got.contiguous().view(torch.int32), expected.contiguous().view(torch.int32))
     max_then_relu = torch.relu(nn.functional.max_pool2d(y, 3, 2, 1))
     assert not torch.equal(max_then_relu.view(torch.int32), expected.view(torch.int32))  # the case is exercised
+
+
+@pytest.mark.parametrize('isa', NATIVE_ISAS)
+@pytest.mark.parametrize('with_bn', [True, False])
+def test_max_pool_kernel_equal_on_every_path(isa, with_bn):
+    """max_pool2d_channels_last on each kernel path (portable: std::fma in software; avx2/avx512: the FMA unit)
+    equals torch's BN -> ReLU -> max pool (or the plain max pool)."""
+    from rebnn_det import _C
+    g = torch.Generator().manual_seed(9)
+    x = torch.randn(2, 5, 15, 18, generator=g)
+    scale, shift = torch.randn(5, generator=g), torch.randn(5, generator=g)
+    if with_bn:
+        got = _C.max_pool2d_channels_last(x, 3, 3, 2, 2, 1, 1, scale, shift, True, isa)
+        y = kernels.fma32(x, scale.view(1, -1, 1, 1), shift.view(1, -1, 1, 1))
+        expected = nn.functional.max_pool2d(torch.relu(y), 3, 2, 1)
+    else:
+        got = _C.max_pool2d_channels_last(x, 3, 3, 2, 2, 1, 1, None, None, False, isa)
+        expected = nn.functional.max_pool2d(x, 3, 2, 1)
+    assert torch.equal(got, expected)
