@@ -39,10 +39,14 @@ void check_float_nchw(const at::Tensor& x, const char* what) {
   TORCH_CHECK(x.dim() == 4, what, " must be 4-d [N, C, H, W], got ", x.dim(), " dims");
 }
 
-// The word pattern of a padded pixel of `c` channels: +1 (zero bits) for pad_value 0 and +1, -1 (set bits) for -1.
-std::vector<uint64_t> pad_words(int64_t c, double pad_value) {
+void check_pad_value(double pad_value) {
   TORCH_CHECK(pad_value == 0.0 || pad_value == 1.0 || pad_value == -1.0,
               "pad_value must be 0, 1 or -1, got ", pad_value);
+}
+
+// The word pattern of a padded pixel of `c` channels: +1 (zero bits) for pad_value 0 and +1, -1 (set bits) for -1.
+std::vector<uint64_t> pad_words(int64_t c, double pad_value) {
+  check_pad_value(pad_value);
   const int64_t words = words_for(c);
   std::vector<uint64_t> pad_word(words, 0);
   if (pad_value == -1.0)
@@ -236,7 +240,7 @@ std::tuple<at::Tensor, at::Tensor> binary_conv(
     c_in = x->size(1);
   } else {
     TORCH_CHECK(c_in > 0, "packed_input needs in_channels (the channels it packs)");
-    pad_words(c_in, pad_value);  // checks pad_value
+    check_pad_value(pad_value);
     packed = *packed_input;
     TORCH_CHECK(packed.dim() == 4 && packed.size(1) > 2 * ph && packed.size(2) > 2 * pw,
                 "packed_input must be a padded [N, H + 2 pad_h, W + 2 pad_w, words] buffer, got ", packed.sizes());

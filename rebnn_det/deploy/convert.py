@@ -36,7 +36,6 @@ from ..models.layers.binary_conv_block import BinaryConvBlock
 from ..models.layers.binary_linear_block import BinaryLinearBlock
 from ..ops import RPReLU
 from ..ops.shortcut import channel_shortcut, shortcut_pool
-from .kernels import _load_extension
 from .packed_conv import PackedBinaryConv, is_deployable
 from .packed_linear import PackedBinaryLinear, is_deployable_linear
 from .pooling import ChannelsLastMaxPool2d
@@ -218,7 +217,7 @@ def _features_to_nchw(model: nn.Module) -> None:
 
 
 def _stem_modules(backbone: nn.Module):
-    """``(bn attribute name, relu, maxpool)`` of a ResNet stem ``conv -> BN -> ReLU -> max pool`` whose forward is
+    """``(bn attribute name, bn, maxpool)`` of a ResNet stem ``conv -> BN -> ReLU -> max pool`` whose forward is
     the class's own (ReBNNResNet, mmdet's ResNet without deep_stem), else None."""
     from mmdet.models.backbones import ResNet
 
@@ -232,7 +231,7 @@ def _stem_modules(backbone: nn.Module):
     bn, relu, pool = (getattr(backbone, a, None) for a in (name, 'relu', 'maxpool'))
     if (isinstance(bn, nn.BatchNorm2d) and _fusable_bn(bn) and type(relu) is nn.ReLU
             and ChannelsLastMaxPool2d.applies(pool)):
-        return name, relu, pool
+        return name, bn, pool
     return None
 
 
@@ -241,9 +240,8 @@ def _fuse_stems(model: nn.Module) -> None:
     replaced by identities: the backbone's forward still calls them, and they are used nowhere else)."""
     for m in model.modules():
         stem = _stem_modules(m)
-        if stem is not None and _load_extension() is not None:
-            name, _, pool = stem
-            bn = getattr(m, name)
+        if stem is not None:
+            name, bn, pool = stem
             setattr(m, name, nn.Identity())
             m.relu = nn.Identity()
             m.maxpool = ChannelsLastMaxPool2d(pool, bn, relu=True).eval()
@@ -307,7 +305,7 @@ def convert_to_deploy(model: nn.Module, fuse: bool = True, isa: Optional[str] = 
             _replace(model, name, PackedBinaryLinear.from_linear(m, isa))
         elif name and ParallelRoIExtractor.applies(m):
             _replace(model, name, ParallelRoIExtractor(m))
-        elif name and ChannelsLastMaxPool2d.applies(m) and _load_extension() is not None:
+        elif name and ChannelsLastMaxPool2d.applies(m):
             _replace(model, name, ChannelsLastMaxPool2d(m))
     if fuse:
         _outputs_read_by_real_convs(model)

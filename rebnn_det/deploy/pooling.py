@@ -37,7 +37,8 @@ class ChannelsLastMaxPool2d(nn.Module):
 
     @classmethod
     def applies(cls, module: nn.Module) -> bool:
-        return _supported(module) if type(module) is nn.MaxPool2d else False
+        """An ``nn.MaxPool2d`` it can replace, on a machine with the compiled extension."""
+        return type(module) is nn.MaxPool2d and _supported(module) and _load_extension() is not None
 
     def _torch(self, x: Tensor) -> Tensor:
         if self.bn is not None:
