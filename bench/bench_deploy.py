@@ -34,7 +34,7 @@ from bench.machine import peak_rise_mib  # noqa: E402
 def _setup():
     from mmengine.registry import init_default_scope
 
-    import rebnn_det  # noqa: F401  registers everything
+    import rebnn_det.plugin  # noqa: F401  registers everything
     init_default_scope('mmdet')
 
 

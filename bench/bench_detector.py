@@ -69,7 +69,7 @@ def build(name: str):
     from mmengine.logging import MMLogger
     from mmengine.registry import init_default_scope
 
-    import rebnn_det  # noqa: F401  registers everything
+    import rebnn_det.plugin  # noqa: F401  registers everything
     from rebnn_det.deploy.convert import convert_to_deploy
     init_default_scope('mmdet')
     MMLogger.get_current_instance().setLevel(logging.WARNING)  # no per-parameter init report

@@ -20,7 +20,7 @@ from mmdet.testing import demo_mm_inputs  # noqa: E402
 from mmengine.config import Config  # noqa: E402
 from mmengine.registry import init_default_scope  # noqa: E402
 
-import rebnn_det  # noqa: E402,F401
+import rebnn_det.plugin  # noqa: E402,F401
 from rebnn_det.engine import ReBNNRegularizer  # noqa: E402
 from rebnn_det.ops import binary_weight_layers  # noqa: E402
 

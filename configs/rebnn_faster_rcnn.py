@@ -5,7 +5,7 @@ _base_ = [
     'mmdet::_base_/models/faster-rcnn_r50_fpn.py', 'mmdet::_base_/datasets/coco_detection.py',
     './_base_/schedules/binary_2x.py', 'mmdet::_base_/default_runtime.py'
 ]
-custom_imports = dict(imports=['rebnn_det'], allow_failed_imports=False)
+custom_imports = dict(imports=['rebnn_det.plugin'], allow_failed_imports=False)
 
 model = dict(
     # init_cfg: start from a real ResNet-18 with tools/convert_real_resnet.py (see README); None = from scratch.

@@ -4,6 +4,6 @@ _base_ = [
     './_base_/models/rebnn_fcos_r18_fpn.py', 'mmdet::_base_/datasets/coco_detection.py',
     './_base_/schedules/binary_2x.py', 'mmdet::_base_/default_runtime.py'
 ]
-custom_imports = dict(imports=['rebnn_det'], allow_failed_imports=False)
+custom_imports = dict(imports=['rebnn_det.plugin'], allow_failed_imports=False)
 
 custom_hooks = [dict(type='ReBNNHook', gamma='adaptive')]

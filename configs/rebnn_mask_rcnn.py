@@ -4,7 +4,7 @@ _base_ = [
     'mmdet::_base_/models/mask-rcnn_r50_fpn.py', 'mmdet::_base_/datasets/coco_instance.py',
     './_base_/schedules/binary_2x.py', 'mmdet::_base_/default_runtime.py'
 ]
-custom_imports = dict(imports=['rebnn_det'], allow_failed_imports=False)
+custom_imports = dict(imports=['rebnn_det.plugin'], allow_failed_imports=False)
 
 model = dict(
     backbone=dict(_delete_=True, type='ReBNNResNet', depth=18, norm_eval=False, init_cfg=None),

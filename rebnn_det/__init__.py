@@ -1,15 +1,8 @@
-"""rebnn_det: ReBNN binary detectors for MMDetection 3.x. Importing it registers every component in mmdet.
+"""rebnn_det: ReBNN binary detectors for MMDetection 3.x.
 
-The arithmetic (:mod:`rebnn_det.ops`), the file helpers and the packed-format readers need only torch: where mmdet
-is not installed, ``import rebnn_det.ops`` still works and nothing is registered (a config that names a rebnn_det
-component then fails in mmdet's registry, which is not there either).
+``import rebnn_det`` (and its torch-only parts: :mod:`rebnn_det.ops`, the kernels and the exported-model runtime of
+:mod:`rebnn_det.deploy`) never imports mmdet, mmcv or mmengine. The mmdet plugin is :mod:`rebnn_det.plugin`:
+importing it registers every component in mmdet's registries -- configs load it with
+``custom_imports = dict(imports=['rebnn_det.plugin'], allow_failed_imports=False)``.
 """
-import importlib.util
-
-from . import ops  # noqa: F401  (no mmdet dependency)
-
 __version__ = '0.1.0'
-
-if importlib.util.find_spec('mmdet') is not None:
-    from . import registry  # noqa: F401  (ReBNNConv, RSign, RPReLU in mmdet's MODELS)
-    from . import datasets, deploy, engine, models  # noqa: F401

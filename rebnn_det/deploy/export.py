@@ -54,6 +54,8 @@ def build_detector(cfg) -> nn.Module:
     weights are left as built (load a checkpoint or packed file into it)."""
     from mmdet.registry import MODELS
     from mmengine.registry import DefaultScope
+
+    from .. import models, registry  # noqa: F401  (the model components register in mmdet's MODELS)
     cfg = _as_config(cfg)
     with DefaultScope.overwrite_default_scope(cfg.get('default_scope', 'mmdet')):
         model = MODELS.build(cfg.model)

@@ -44,7 +44,7 @@ def test_all_expected_configs_exist():
 @pytest.mark.parametrize('path', CONFIGS, ids=lambda p: osp.relpath(p, osp.join(ROOT, 'configs')))
 def test_config_loss_backward_and_predict(path):
     cfg = Config.fromfile(path)
-    assert cfg.custom_imports['imports'] == ['rebnn_det']
+    assert cfg.custom_imports['imports'] == ['rebnn_det.plugin']
     torch.manual_seed(0)
     model = MODELS.build(cfg.model)
     model.init_weights()

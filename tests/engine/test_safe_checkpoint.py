@@ -18,7 +18,7 @@ ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 TRAIN = textwrap.dedent('''
     import os, os.path as osp, signal, sys
-    import rebnn_det
+    import rebnn_det.plugin
     from mmengine.fileio.backends import local_backend
     from rebnn_det.engine.hooks import safe_checkpoint
     from tests.helpers import one_weight_runner
