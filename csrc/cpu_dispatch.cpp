@@ -1,5 +1,8 @@
 // Run-time choice of the kernel ISA: the best path this CPU (and OS) can execute. The kernels for every ISA are
 // always compiled (per-function target attributes); only the ones cpu_supports() admits are ever called.
+#include <string>
+#include <vector>
+
 #include "isa.h"
 #include "rebnn_kernels.h"
 
@@ -35,6 +38,13 @@ const char* isa_name(Isa isa) {
     case Isa::avx2: return "avx2";
     default: return "portable";
   }
+}
+
+std::vector<std::string> available_isas() {
+  std::vector<std::string> out;
+  for (Isa isa : {Isa::avx512, Isa::avx2, Isa::portable})
+    if (cpu_supports(isa)) out.emplace_back(isa_name(isa));
+  return out;
 }
 
 }  // namespace rebnn

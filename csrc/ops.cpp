@@ -1,7 +1,11 @@
-// The torch-facing operators of rebnn_det._C: argument checks, output allocation, threading (at::parallel_for)
-// and the Python binding. The arithmetic lives in packing.cpp / binary_conv.cpp (see rebnn_kernels.h).
+// The torch-facing operators: argument checks, output allocation, threading (at::parallel_for) and their
+// registration as PyTorch custom operators (namespace `rebnn`, torch.library: schema + CPU kernel; the fake kernels
+// that give output shapes to torch.compile / torch.export are in rebnn_det/deploy/custom_ops.py). The arithmetic
+// lives in packing.cpp / binary_conv.cpp / roi_align.cpp / max_pool.cpp. No Python here: this file also builds into
+// the plain C++ library a libtorch program loads (python_module.cpp is the Python extension's only extra).
+#include <ATen/ATen.h>
 #include <ATen/Parallel.h>
-#include <torch/extension.h>
+#include <torch/library.h>
 
 #include <cmath>
 #include <string>
@@ -14,23 +18,16 @@
 namespace rebnn {
 namespace {
 
-Isa parse_isa(const std::string& name) {
+Isa parse_isa(c10::string_view name) {
   Isa isa;
   if (name.empty() || name == "auto") return best_isa();
   if (name == "avx512") isa = Isa::avx512;
   else if (name == "avx2") isa = Isa::avx2;
   else if (name == "portable") isa = Isa::portable;
-  else TORCH_CHECK(false, "unknown kernel ISA '", name, "'; allowed: 'auto', 'avx512', 'avx2', 'portable'");
-  TORCH_CHECK(cpu_supports(isa), "this CPU cannot run the '", name, "' kernel path (best available: '",
+  else TORCH_CHECK(false, "unknown kernel ISA '", std::string(name), "'; allowed: 'auto', 'avx512', 'avx2', 'portable'");
+  TORCH_CHECK(cpu_supports(isa), "this CPU cannot run the '", std::string(name), "' kernel path (best available: '",
               isa_name(best_isa()), "')");
   return isa;
-}
-
-std::vector<std::string> available_isas() {
-  std::vector<std::string> out;
-  for (Isa isa : {Isa::avx512, Isa::avx2, Isa::portable})
-    if (cpu_supports(isa)) out.emplace_back(isa_name(isa));
-  return out;
 }
 
 void check_float_nchw(const at::Tensor& x, const char* what) {
@@ -77,7 +74,7 @@ PackArgs pack_args(const at::Tensor& x, const at::Tensor& thr, int64_t ph, int64
 
 // sign(x - threshold) packed into [N, H + 2ph, W + 2pw, words] int64 with the pad_value pattern on the border.
 at::Tensor pack_padded(const at::Tensor& x, const c10::optional<at::Tensor>& threshold, int64_t ph, int64_t pw,
-                       double pad_value, const std::string& isa_name_arg) {
+                       double pad_value, c10::string_view isa_name_arg) {
   check_float_nchw(x, "input");
   TORCH_CHECK(ph >= 0 && pw >= 0, "padding must be >= 0");
   const std::vector<uint64_t> pad_word = pad_words(x.size(1), pad_value);
@@ -201,14 +198,14 @@ at::Tensor conv_packed(const at::Tensor& packed, int64_t c_in, const at::Tensor&
 }
 
 std::tuple<at::Tensor, bool> pack_for_conv(const at::Tensor& x, const c10::optional<at::Tensor>& threshold,
-                                           int64_t ph, int64_t pw, double pad_value, const std::string& isa) {
+                                           int64_t ph, int64_t pw, double pad_value, c10::string_view isa) {
   // pad_value 0 packs +1 bits on the border and corrects with tap_sum afterwards
   return {pack_padded(x, threshold, ph, pw, pad_value, isa), pad_value == 0.0};
 }
 
 at::Tensor conv_counts(const at::Tensor& x, const c10::optional<at::Tensor>& threshold, const at::Tensor& weight,
                        const c10::optional<at::Tensor>& tap_sum, int64_t c_out, int64_t kh, int64_t kw, int64_t sh,
-                       int64_t sw, int64_t ph, int64_t pw, double pad_value, const std::string& isa_arg) {
+                       int64_t sw, int64_t ph, int64_t pw, double pad_value, c10::string_view isa_arg) {
   const Isa isa = parse_isa(isa_arg);
   auto [packed, zero_pad] = pack_for_conv(x, threshold, ph, pw, pad_value, isa_arg);
   TORCH_CHECK(!(zero_pad && (ph || pw)) || (tap_sum.has_value() && tap_sum->defined()),
@@ -226,7 +223,7 @@ std::tuple<at::Tensor, at::Tensor> binary_conv(
     int64_t ph, int64_t pw, double pad_value, const at::Tensor& scale, const c10::optional<at::Tensor>& bias,
     const c10::optional<at::Tensor>& bn_scale, const c10::optional<at::Tensor>& bn_shift,
     const c10::optional<at::Tensor>& residual, const c10::optional<at::Tensor>& act_in,
-    const c10::optional<at::Tensor>& act_slope, const c10::optional<at::Tensor>& act_out, const std::string& isa_arg,
+    const c10::optional<at::Tensor>& act_slope, const c10::optional<at::Tensor>& act_out, c10::string_view isa_arg,
     const c10::optional<at::Tensor>& packed_input, int64_t in_channels, bool pack_next,
     const c10::optional<at::Tensor>& next_threshold, int64_t next_pad_h, int64_t next_pad_w,
     double next_pad_value, bool out_nchw, bool relu) {
@@ -264,15 +261,16 @@ std::tuple<at::Tensor, at::Tensor> binary_conv(
   next.ph = next_pad_h;
   next.pw = next_pad_w;
   next.pad_value = next_pad_value;
-  at::Tensor packed_next;
+  at::Tensor packed_next;  // without pack_next: an empty int64 tensor (an operator returns defined tensors)
   at::Tensor out = conv_packed(packed, c_in, weight, zero_pad ? tap_sum : c10::nullopt, c_out, kh, kw, sh, sw, ph,
                                pw, false, ep, isa, next, &packed_next, out_nchw);
+  if (!packed_next.defined()) packed_next = at::empty({0}, out.options().dtype(at::kLong));
   return {out, packed_next};
 }
 
 // RoIAlign (avg) of every RoI from its own level of `feats` (any strides; channels-last is read fastest), threaded
 // over RoIs; [K, C, out_h, out_w] contiguous, equal to mmcv's CPU RoIAlign of each RoI on its level.
-at::Tensor roi_align_levels(const std::vector<at::Tensor>& feats, const std::vector<double>& spatial_scales,
+at::Tensor roi_align_levels(at::TensorList feats, at::ArrayRef<double> spatial_scales,
                             const at::Tensor& rois, const at::Tensor& level, int64_t out_h, int64_t out_w,
                             int64_t sampling_ratio, bool aligned) {
   TORCH_CHECK(!feats.empty(), "roi_align_levels needs at least one feature level");
@@ -325,7 +323,7 @@ at::Tensor roi_align_levels(const std::vector<at::Tensor>& feats, const std::vec
 at::Tensor max_pool2d_channels_last(const at::Tensor& x, int64_t kh, int64_t kw, int64_t sy, int64_t sx, int64_t ph,
                                     int64_t pw, const c10::optional<at::Tensor>& bn_scale,
                                     const c10::optional<at::Tensor>& bn_shift, bool relu,
-                                    const std::string& isa_arg) {
+                                    c10::string_view isa_arg) {
   check_float_nchw(x, "input");
   const Isa isa = parse_isa(isa_arg);
   TORCH_CHECK(kh >= 1 && kw >= 1 && sy >= 1 && sx >= 1, "kernel size and stride must be >= 1");
@@ -357,28 +355,27 @@ at::Tensor max_pool2d_channels_last(const at::Tensor& x, int64_t kh, int64_t kw,
 }  // namespace
 }  // namespace rebnn
 
-PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
-  m.doc() = "rebnn_det XNOR-popcount binary convolution kernels (CPU)";
-  m.def("available_isas", &rebnn::available_isas, "kernel paths this CPU can run, best first");
-  m.def("best_isa", [] { return std::string(rebnn::isa_name(rebnn::best_isa())); });
-  m.def("pack_padded", &rebnn::pack_padded, py::arg("x"), py::arg("threshold"), py::arg("pad_h"),
-        py::arg("pad_w"), py::arg("pad_value"), py::arg("isa") = "auto");
-  m.def("conv_counts", &rebnn::conv_counts, py::arg("x"), py::arg("threshold"), py::arg("weight"),
-        py::arg("tap_sum"), py::arg("out_channels"), py::arg("kh"), py::arg("kw"), py::arg("stride_h"),
-        py::arg("stride_w"), py::arg("pad_h"), py::arg("pad_w"), py::arg("pad_value"), py::arg("isa") = "auto");
-  m.def("binary_conv", &rebnn::binary_conv, py::arg("x"), py::arg("threshold"), py::arg("weight"),
-        py::arg("tap_sum"), py::arg("out_channels"), py::arg("kh"), py::arg("kw"), py::arg("stride_h"),
-        py::arg("stride_w"), py::arg("pad_h"), py::arg("pad_w"), py::arg("pad_value"), py::arg("scale"),
-        py::arg("bias") = py::none(), py::arg("bn_scale") = py::none(), py::arg("bn_shift") = py::none(),
-        py::arg("residual") = py::none(), py::arg("act_in") = py::none(),
-        py::arg("act_slope") = py::none(), py::arg("act_out") = py::none(), py::arg("isa") = "auto",
-        py::arg("packed_input") = py::none(), py::arg("in_channels") = 0, py::arg("pack_next") = false,
-        py::arg("next_threshold") = py::none(), py::arg("next_pad_h") = 0, py::arg("next_pad_w") = 0,
-        py::arg("next_pad_value") = 0.0, py::arg("out_nchw") = false, py::arg("relu") = false);
-  m.def("max_pool2d_channels_last", &rebnn::max_pool2d_channels_last, py::arg("x"), py::arg("kh"), py::arg("kw"),
-        py::arg("stride_h"), py::arg("stride_w"), py::arg("pad_h"), py::arg("pad_w"), py::arg("bn_scale") = py::none(),
-        py::arg("bn_shift") = py::none(), py::arg("relu") = false, py::arg("isa") = "auto");
-  m.def("roi_align_levels", &rebnn::roi_align_levels, py::arg("feats"), py::arg("spatial_scales"),
-        py::arg("rois"), py::arg("level"), py::arg("out_h"), py::arg("out_w"), py::arg("sampling_ratio"),
-        py::arg("aligned"));
+// The schemas (defaults as the Python callers use them); every operator is functional: new outputs, no aliasing.
+TORCH_LIBRARY(rebnn, m) {
+  m.def("pack_padded(Tensor x, Tensor? threshold, int pad_h, int pad_w, float pad_value, str isa='auto') -> Tensor");
+  m.def("conv_counts(Tensor x, Tensor? threshold, Tensor weight, Tensor? tap_sum, int out_channels, int kh, int kw, "
+        "int stride_h, int stride_w, int pad_h, int pad_w, float pad_value, str isa='auto') -> Tensor");
+  m.def("binary_conv(Tensor? x, Tensor? threshold, Tensor weight, Tensor? tap_sum, int out_channels, int kh, int kw, "
+        "int stride_h, int stride_w, int pad_h, int pad_w, float pad_value, Tensor scale, Tensor? bias=None, "
+        "Tensor? bn_scale=None, Tensor? bn_shift=None, Tensor? residual=None, Tensor? act_in=None, "
+        "Tensor? act_slope=None, Tensor? act_out=None, str isa='auto', Tensor? packed_input=None, "
+        "int in_channels=0, bool pack_next=False, Tensor? next_threshold=None, int next_pad_h=0, int next_pad_w=0, "
+        "float next_pad_value=0., bool out_nchw=False, bool relu=False) -> (Tensor, Tensor)");
+  m.def("max_pool2d_channels_last(Tensor x, int kh, int kw, int stride_h, int stride_w, int pad_h, int pad_w, "
+        "Tensor? bn_scale=None, Tensor? bn_shift=None, bool relu=False, str isa='auto') -> Tensor");
+  m.def("roi_align_levels(Tensor[] feats, float[] spatial_scales, Tensor rois, Tensor level, int out_h, int out_w, "
+        "int sampling_ratio, bool aligned) -> Tensor");
+}
+
+TORCH_LIBRARY_IMPL(rebnn, CPU, m) {
+  m.impl("pack_padded", TORCH_FN(rebnn::pack_padded));
+  m.impl("conv_counts", TORCH_FN(rebnn::conv_counts));
+  m.impl("binary_conv", TORCH_FN(rebnn::binary_conv));
+  m.impl("max_pool2d_channels_last", TORCH_FN(rebnn::max_pool2d_channels_last));
+  m.impl("roi_align_levels", TORCH_FN(rebnn::roi_align_levels));
 }

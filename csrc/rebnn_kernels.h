@@ -4,6 +4,8 @@
 // with instructions the CPU might lack.
 #pragma once
 #include <cstdint>
+#include <string>
+#include <vector>
 
 namespace rebnn {
 
@@ -69,5 +71,6 @@ void conv_rows(Isa isa, const ConvArgs& a, int64_t row_begin, int64_t row_end, i
 bool cpu_supports(Isa isa);
 Isa best_isa();
 const char* isa_name(Isa isa);
+std::vector<std::string> available_isas();  // the paths this CPU can run, best first
 
 }  // namespace rebnn

@@ -29,6 +29,7 @@ from torch import Tensor
 from ..caller_warning import warn_at_caller
 from ..ops.binarize import check_pad_value
 from ..ops.shortcut import channel_shortcut
+from . import custom_ops
 from .packing import num_words, pack_activations, pack_signs_last, unpack_conv_weight, unpack_signs_last
 
 ISA_ENV = 'REBNN_KERNEL_ISA'
@@ -38,14 +39,18 @@ LANES = 8  # output channels per kernel vector (8 x 64-bit lanes of a 512-bit re
 
 _ext = None
 _ext_error: Optional[str] = None
+_native_isas: Tuple[str, ...] = ()  # what the extension's CPU check admits, best first
 _warned_missing = False
 
 
 def _load_extension():
-    global _ext, _ext_error
+    """``rebnn_det._C`` (its import registers the operators ``torch.ops.rebnn.*``, :mod:`.custom_ops`), or None."""
+    global _ext, _ext_error, _native_isas
     if _ext is None and _ext_error is None:
         try:
             from .. import _C
+            custom_ops.register_fakes()
+            _native_isas = tuple(_C.available_isas())  # asked once: plain Python from here (torch.compile traces it)
             _ext = _C
         except ImportError as e:  # not built (failed build, other architecture): the reference path is used
             _ext_error = str(e)
@@ -59,8 +64,11 @@ def extension_available() -> bool:
 
 def available_isas() -> Tuple[str, ...]:
     """The kernel paths this machine can run, best first (``'reference'`` always)."""
-    ext = _load_extension()
-    return (tuple(ext.available_isas()) if ext is not None else ()) + ('reference', )
+    return (_native_isas if _load_extension() is not None else ()) + ('reference', )
+
+
+def _requested_isa(isa: Optional[str]) -> str:
+    return isa if isa is not None else (os.environ.get(ISA_ENV) or 'auto')
 
 
 def kernel_isa(isa: Optional[str] = None) -> str:
@@ -70,7 +78,7 @@ def kernel_isa(isa: Optional[str] = None) -> str:
     error. Without the extension ``'auto'`` resolves to ``'reference'`` and warns once.
     """
     global _warned_missing
-    requested = isa if isa is not None else (os.environ.get(ISA_ENV) or 'auto')
+    requested = _requested_isa(isa)
     if requested not in ISAS:
         source = 'isa argument' if isa is not None else f'${ISA_ENV}'
         raise ValueError(f'unknown kernel ISA {requested!r} (from {source}); allowed: '
@@ -89,21 +97,36 @@ def kernel_isa(isa: Optional[str] = None) -> str:
                            f'slow pure-PyTorch reference path ({_ext_error})', RuntimeWarning)
         return 'reference'
     if requested == 'auto':
-        return ext.best_isa()
-    if requested not in ext.available_isas():
+        return _native_isas[0]
+    if requested not in _native_isas:
         raise RuntimeError(f'this CPU cannot run the {requested!r} kernel path; available: '
                            f'{", ".join(map(repr, available_isas()))}')
     return requested
 
 
-class KernelWeight(NamedTuple):
-    """A binary conv weight ready for the kernels: the packed signs (format of :mod:`.packing`,
-    ``[C_out, kh, kw, words]``), the kernel layout ``[ceil(C_out/8), kh*kw*words, 8]`` (8 output channels per
-    vector, zero-padded) and ``tap_sum[kh*kw, C_out] = sum_c b[o, tap, c]`` (the correction of zero padding)."""
-    packed: Tensor
-    kernel: Tensor
-    tap_sum: Tensor
-    in_channels: int
+class KernelWeight:
+    """A binary conv weight ready for the kernels: the kernel layout ``kernel`` ``[ceil(C_out/8), kh*kw*words, 8]``
+    int64 (8 output channels per vector, zero-padded), ``tap_sum[kh*kw, C_out] = sum_c b[o, tap, c]`` (int16: the
+    correction of zero padding, ``|tap_sum| <= C_in``), the input channels, and -- derived from the kernel layout
+    when asked for, so it is stored once -- the packed signs ``packed`` (format of :mod:`.packing`,
+    ``[C_out, kh, kw, words]``)."""
+    __slots__ = ('kernel', 'tap_sum', 'in_channels', 'out_channels', 'kernel_size', '_packed')
+
+    def __init__(self, kernel: Tensor, tap_sum: Tensor, in_channels: int, out_channels: int, kernel_size,
+                 packed: Optional[Tensor] = None):
+        self.kernel, self.tap_sum, self.in_channels = kernel, tap_sum, in_channels
+        self.out_channels, self.kernel_size = out_channels, pair(kernel_size)
+        self._packed = packed
+
+    @property
+    def packed(self) -> Tensor:
+        if self._packed is None:
+            self._packed = packed_from_kernel_layout(self.kernel, self.out_channels, self.kernel_size)
+        return self._packed
+
+    def to(self, device) -> 'KernelWeight':
+        return KernelWeight(self.kernel.to(device), self.tap_sum.to(device), self.in_channels, self.out_channels,
+                            self.kernel_size, None if self._packed is None else self._packed.to(device))
 
 
 def kernel_layout(packed: Tensor) -> Tensor:
@@ -115,6 +138,14 @@ def kernel_layout(packed: Tensor) -> Tensor:
     return flat.view(blocks, LANES, -1).transpose(1, 2).contiguous()
 
 
+def packed_from_kernel_layout(kernel: Tensor, out_channels: int, kernel_size) -> Tensor:
+    """The inverse of :func:`kernel_layout`: ``[ceil(C_out/8), kh*kw*words, 8]`` -> ``[C_out, kh, kw, words]``."""
+    kh, kw = pair(kernel_size)
+    blocks, taps_words, lanes = kernel.shape
+    flat = kernel.transpose(1, 2).reshape(blocks * lanes, taps_words)[:out_channels]
+    return flat.reshape(out_channels, kh, kw, taps_words // (kh * kw)).contiguous()
+
+
 def prepare_weight(packed: Tensor, in_channels: int) -> KernelWeight:
     """Build a :class:`KernelWeight` from packed weight signs ``[C_out, kh, kw, words]`` of ``in_channels``."""
     if packed.dtype != torch.int64 or packed.dim() != 4:
@@ -124,8 +155,9 @@ def prepare_weight(packed: Tensor, in_channels: int) -> KernelWeight:
         raise ValueError(f'packed weight has {packed.shape[-1]} words per tap; {in_channels} input channels need '
                          f'{num_words(in_channels)}')
     signs = unpack_conv_weight(packed, in_channels, torch.int32)  # [C_out, C_in, kh, kw]
-    tap_sum = signs.sum(1).flatten(1).t().contiguous()  # [kh*kw, C_out]
-    return KernelWeight(packed.contiguous(), kernel_layout(packed), tap_sum, in_channels)
+    tap_sum = signs.sum(1).flatten(1).t().to(torch.int16).contiguous()  # [kh*kw, C_out]
+    return KernelWeight(kernel_layout(packed), tap_sum, in_channels, packed.shape[0], tuple(packed.shape[1:3]),
+                        packed.contiguous())
 
 
 def pair(v) -> Tuple[int, int]:
@@ -139,9 +171,14 @@ def native_supported(dilation=1, groups: int = 1) -> bool:
 
 
 def _path_for(x: Tensor, isa: Optional[str]) -> str:
-    """The kernel path for input ``x``: :func:`kernel_isa` on the CPU; the reference path for tensors on any other
-    device (the compiled kernels are CPU code)."""
-    return kernel_isa(isa) if x.device.type == 'cpu' else 'reference'
+    """The kernel path for input ``x``, as the operators' ``isa`` argument: ``'reference'`` for tensors on any other
+    device than the CPU (the compiled kernels are CPU code) and where :func:`kernel_isa` resolves to it; else the
+    forced native path, or ``'auto'`` when none is forced -- the operator then picks the best path of the CPU it
+    runs on (so a traced or exported graph is not tied to the machine that traced it)."""
+    if x.device.type != 'cpu':
+        return 'reference'
+    path = kernel_isa(isa)
+    return 'auto' if path != 'reference' and _requested_isa(isa) == 'auto' else path
 
 
 def _reference_counts(x: Tensor, threshold: Optional[Tensor], weight: KernelWeight, stride, padding,
@@ -166,10 +203,10 @@ def binary_conv_counts(x: Tensor, threshold: Optional[Tensor], weight: KernelWei
     path = _path_for(x, isa)
     if path == 'reference' or not native_supported(dilation, groups):
         return _reference_counts(x, threshold, weight, stride, padding, pad_value, dilation, groups)
-    kh, kw = weight.packed.shape[1:3]
+    kh, kw = weight.kernel_size
     (sh, sw), (ph, pw) = pair(stride), pair(padding)
-    return _ext.conv_counts(x.float(), threshold, weight.kernel, weight.tap_sum, weight.packed.shape[0], kh, kw, sh,
-                            sw, ph, pw, pad_value, path)
+    return torch.ops.rebnn.conv_counts(x.float(), threshold, weight.kernel, weight.tap_sum, weight.out_channels,
+                                       kh, kw, sh, sw, ph, pw, pad_value, path)
 
 
 def bn_terms(bn) -> Tuple[Tensor, Tensor]:
@@ -273,19 +310,19 @@ def binary_conv2d(x: Tensor, threshold: Optional[Tensor], weight: KernelWeight, 
                               residual, rprelu, bn)
         y = torch.relu(y) if relu else y
         return y if pack_next is None else (y, None)
-    kh, kw = weight.packed.shape[1:3]
+    kh, kw = weight.kernel_size
     (sh, sw), (ph, pw) = pair(stride), pair(padding)
     act = tuple(rprelu) if rprelu is not None else (None, None, None)
     bn_scale, bn_shift = tuple(bn) if bn is not None else (None, None)
     next_threshold, next_padding, next_pad_value = pack_next if pack_next is not None else (None, 0, 0.0)
     (nph, npw), next_pad_value = pair(next_padding), check_pad_value(next_pad_value)
     use_bits = packed_input is not None and packed_input.bits.device == x.device
-    y, bits = _ext.binary_conv(None if use_bits else (x if x.dtype == torch.float32 else x.float()), threshold,
-                               weight.kernel, weight.tap_sum, weight.packed.shape[0], kh, kw, sh, sw, ph, pw,
-                               pad_value, scale, shift, bn_scale, bn_shift, residual, act[0], act[1], act[2], path,
-                               packed_input=packed_input.bits if use_bits else None, in_channels=x.shape[1],
-                               pack_next=pack_next is not None, next_threshold=next_threshold, next_pad_h=nph,
-                               next_pad_w=npw, next_pad_value=next_pad_value, out_nchw=out_nchw, relu=relu)
+    y, bits = torch.ops.rebnn.binary_conv(
+        None if use_bits else (x if x.dtype == torch.float32 else x.float()), threshold, weight.kernel,
+        weight.tap_sum, weight.out_channels, kh, kw, sh, sw, ph, pw, pad_value, scale, shift, bn_scale, bn_shift,
+        residual, act[0], act[1], act[2], path, packed_input=packed_input.bits if use_bits else None,
+        in_channels=x.shape[1], pack_next=pack_next is not None, next_threshold=next_threshold, next_pad_h=nph,
+        next_pad_w=npw, next_pad_value=next_pad_value, out_nchw=out_nchw, relu=relu)
     if pack_next is None:
         return y
     return y, PackedActivations(bits, y.shape[1], next_threshold, (nph, npw), next_pad_value)
@@ -313,7 +350,7 @@ def pack_padded(x: Tensor, threshold: Optional[Tensor], padding=0, pad_value: fl
     ph, pw = pair(padding)
     path = _path_for(x, isa)
     if path != 'reference':
-        return _ext.pack_padded(x.float(), threshold, ph, pw, pad_value, path)
+        return torch.ops.rebnn.pack_padded(x.float(), threshold, ph, pw, pad_value, path)
     packed = pack_activations(x.float(), threshold)
     if not (ph or pw):
         return packed
@@ -370,8 +407,8 @@ def binary_linear(x: Tensor, threshold: Optional[Tensor], weight: KernelWeight, 
     n, k = x.shape
     if k != weight.in_channels:
         raise ValueError(f'input has {k} features; the weight has {weight.in_channels}')
-    if residual is not None and residual.shape != (n, weight.packed.shape[0]):
-        raise ValueError(f'residual has shape {tuple(residual.shape)}; the output is {(n, weight.packed.shape[0])}')
+    if residual is not None and residual.shape != (n, weight.out_channels):
+        raise ValueError(f'residual has shape {tuple(residual.shape)}; the output is {(n, weight.out_channels)}')
     outs = []
     for start, rows, cols in gemm_rows(n):
         chunk = slice(start, start + rows * cols)

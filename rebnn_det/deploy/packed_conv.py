@@ -67,8 +67,13 @@ class PackedBinaryConv(PackedBinaryLayer):
                        threshold, conv.stride, conv.padding, conv.dilation, conv.groups, conv.pad_value, isa)
 
     @property
+    def packed_weight(self) -> Tensor:
+        """The packed signs in the format of :mod:`.packing` (derived from the stored kernel layout)."""
+        return self.weight.packed
+
+    @property
     def weight(self) -> KernelWeight:
-        return KernelWeight(self.packed_weight, self.kernel_weight, self.tap_sum, self._in_per_group)
+        return KernelWeight(self.kernel_weight, self.tap_sum, self._in_per_group, self.out_channels, self.kernel_size)
 
     def counts(self, x: Tensor) -> Tensor:
         """The exact integer counts (int32 ``[N, C_out, H_o, W_o]``) before scale and shift."""

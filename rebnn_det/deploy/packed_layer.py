@@ -22,7 +22,8 @@ def not_deployable(layer: nn.Module, expected: str, inputs: str, runs_on: str) -
 
 
 class PackedBinaryLayer(nn.Module):
-    """Buffers of a packed binary layer: the packed signs and their kernel layout, ``tap_sum``, the per-output
+    """Buffers of a packed binary layer: the packed signs in their kernel layout (``packed_weight`` derives the
+    :mod:`.packing` layout from it), ``tap_sum``, the per-output
     ``scale`` (alpha) and ``shift`` (bias), the RSign ``threshold``, and after :meth:`fuse_bn` the BatchNorm terms
     ``bn_scale`` / ``bn_shift`` (applied as ``fma(y, bn_scale, bn_shift)``, as PyTorch's CPU BatchNorm computes)."""
 
@@ -30,8 +31,7 @@ class PackedBinaryLayer(nn.Module):
 
     def _register_packed(self, weight: KernelWeight, scale: Tensor, shift: Optional[Tensor],
                          threshold: Optional[Tensor], outputs: int) -> None:
-        self.register_buffer('packed_weight', weight.packed)
-        self.register_buffer('kernel_weight', weight.kernel)
+        self.register_buffer('kernel_weight', weight.kernel)  # the packed signs, stored once (kernel layout)
         self.register_buffer('tap_sum', weight.tap_sum)
         self.register_buffer('scale', _vector(scale))
         self.register_buffer('shift', _vector(shift))

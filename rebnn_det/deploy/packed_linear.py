@@ -55,8 +55,13 @@ class PackedBinaryLinear(PackedBinaryLayer):
                        threshold, isa)
 
     @property
+    def packed_weight(self) -> Tensor:
+        """The packed signs in the format of :mod:`.packing` (derived from the stored kernel layout)."""
+        return self.weight.packed
+
+    @property
     def weight(self) -> KernelWeight:
-        return KernelWeight(self.packed_weight, self.kernel_weight, self.tap_sum, self.in_features)
+        return KernelWeight(self.kernel_weight, self.tap_sum, self.in_features, self.out_features, (1, 1))
 
     def counts(self, x: Tensor) -> Tensor:
         """The exact integer counts (int32 ``[N, out_features]``) before the epilogue."""

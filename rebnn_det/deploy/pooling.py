@@ -50,8 +50,8 @@ class ChannelsLastMaxPool2d(nn.Module):
         if ext is None or x.dtype != torch.float32 or x.device.type != 'cpu' or x.dim() != 4 or (
                 x.stride(1) == 1 and x.shape[1] > 1):  # channels-last input: torch's own kernel is fast there
             return self._torch(x)
-        return ext.max_pool2d_channels_last(x, *self.kernel_size, *self.stride, *self.padding, self.bn_scale,
-                                            self.bn_shift, self.relu)
+        return torch.ops.rebnn.max_pool2d_channels_last(x, *self.kernel_size, *self.stride, *self.padding,
+                                                        self.bn_scale, self.bn_shift, self.relu)
 
     def extra_repr(self) -> str:
         return (f'kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}, '

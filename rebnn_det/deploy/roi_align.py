@@ -27,8 +27,8 @@ def roi_align_levels(feats: Sequence[Tensor], spatial_scales: Sequence[float], r
     if ext is None:
         raise RuntimeError('roi_align_levels needs the compiled extension rebnn_det._C (not importable here)')
     out_h, out_w = (output_size, output_size) if isinstance(output_size, int) else tuple(output_size)
-    return ext.roi_align_levels(list(feats), [float(s) for s in spatial_scales], rois, levels.to(torch.int64),
-                                out_h, out_w, int(sampling_ratio), bool(aligned))
+    return torch.ops.rebnn.roi_align_levels(list(feats), [float(s) for s in spatial_scales], rois,
+                                            levels.to(torch.int64), out_h, out_w, int(sampling_ratio), bool(aligned))
 
 
 def _roi_align_settings(layers: nn.ModuleList) -> Optional[dict]:

@@ -160,14 +160,13 @@ def test_fused_relu_is_torch_relu_bit_for_bit(isa):
 def test_stem_pool_with_a_negative_zero_bn_shift_keeps_torch_signs_of_zero():
     """With a -0 BN shift a BN output can be -0, where relu-then-max and max-then-relu differ in the sign of a
     zero: the kernel then applies the ReLU per element (the slow path), bit for bit torch's."""
-    from rebnn_det import _C
     g = torch.Generator().manual_seed(8)
     x = torch.randn(1, 3, 9, 10, generator=g)
     x[0, 1] = -x[0, 1].abs()  # a window of negatives and -0: torch gives +0 (relu of the first), max-then-relu -0
     x[0, 1, :, 1::2] = -0.0
     scale = torch.tensor([1.0, 2.0, -1.0])
     shift = torch.tensor([0.5, -0.0, 0.0])
-    got = _C.max_pool2d_channels_last(x, 3, 3, 2, 2, 1, 1, scale, shift, True)
+    got = torch.ops.rebnn.max_pool2d_channels_last(x, 3, 3, 2, 2, 1, 1, scale, shift, True)
     y = kernels.fma32(x, scale.view(1, -1, 1, 1), shift.view(1, -1, 1, 1))
     assert torch.signbit(y[0, 1][y[0, 1] == 0]).any()
     expected = nn.functional.max_pool2d(torch.relu(y), 3, 2, 1)
@@ -181,15 +180,14 @@ def test_stem_pool_with_a_negative_zero_bn_shift_keeps_torch_signs_of_zero():
 def test_max_pool_kernel_equal_on_every_path(isa, with_bn):
     """max_pool2d_channels_last on each kernel path (portable: std::fma in software; avx2/avx512: the FMA unit)
     equals torch's BN -> ReLU -> max pool (or the plain max pool)."""
-    from rebnn_det import _C
     g = torch.Generator().manual_seed(9)
     x = torch.randn(2, 5, 15, 18, generator=g)
     scale, shift = torch.randn(5, generator=g), torch.randn(5, generator=g)
     if with_bn:
-        got = _C.max_pool2d_channels_last(x, 3, 3, 2, 2, 1, 1, scale, shift, True, isa)
+        got = torch.ops.rebnn.max_pool2d_channels_last(x, 3, 3, 2, 2, 1, 1, scale, shift, True, isa)
         y = kernels.fma32(x, scale.view(1, -1, 1, 1), shift.view(1, -1, 1, 1))
         expected = nn.functional.max_pool2d(torch.relu(y), 3, 2, 1)
     else:
-        got = _C.max_pool2d_channels_last(x, 3, 3, 2, 2, 1, 1, None, None, False, isa)
+        got = torch.ops.rebnn.max_pool2d_channels_last(x, 3, 3, 2, 2, 1, 1, None, None, False, isa)
         expected = nn.functional.max_pool2d(x, 3, 2, 1)
     assert torch.equal(got, expected)

@@ -58,8 +58,10 @@ def test_isa_errors_say_where_the_choice_came_from(monkeypatch):
     monkeypatch.setenv(kernels.ISA_ENV, 'y')
     with pytest.raises(ValueError, match=r"^unknown kernel ISA 'y' \(from \$REBNN_KERNEL_ISA\)"):
         kernels.kernel_isa()
-    fake = SimpleNamespace(available_isas=lambda: ['portable'], best_isa=lambda: 'portable')
-    monkeypatch.setattr(kernels, '_ext', fake)
+    monkeypatch.setattr(kernels, '_ext', SimpleNamespace())  # an extension on a CPU that runs only 'portable'
+    monkeypatch.setattr(kernels, '_native_isas', ('portable', ))
+    monkeypatch.delenv(kernels.ISA_ENV)
+    assert kernels.kernel_isa() == 'portable'
     with pytest.raises(RuntimeError, match=r"^this CPU cannot run the 'avx512' kernel path; available: "
                        r"'portable', 'reference'$"):
         kernels.kernel_isa('avx512')

@@ -16,7 +16,7 @@ META = torch.device('meta')
 
 def meta_weight(c_out=16, c_in=70, k=3):
     weight = kernels.prepare_weight(pack_conv_weight(torch.randn(c_out, c_in, k, k)), c_in)
-    return kernels.KernelWeight(weight.packed.to(META), weight.kernel.to(META), weight.tap_sum.to(META), c_in)
+    return weight.to(META)
 
 
 def test_packing_stays_on_the_input_device():
