@@ -51,7 +51,7 @@ pip_install "mmdet==3.3.0"
 echo "[setup] rebnn_det (editable) with its C++ kernels rebnn_det._C (csrc/, ~1-3 min to compile)"
 MAX_JOBS="$(nproc)" pip_install --no-build-isolation --no-deps -e "$here"
 "$venv/bin/python" -c "import mmcv.ops, mmdet, rebnn_det" 2>>"$log" || { echo "[setup] import check failed (see $log)" >&2; exit 1; }
-if ! (cd / && "$venv/bin/python" -c "import rebnn_det._C") 2>>"$log"; then
+if ! (cd / && "$venv/bin/python" -c "import torch, rebnn_det._C") 2>>"$log"; then
   echo "[setup] note: the XNOR-popcount kernels (rebnn_det._C) were not built (see $log); binary convolutions" \
        "will use the pure-PyTorch path" >&2
 fi
