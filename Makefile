@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 DEMO_DIR ?= work_dirs/demo_rebnn_shapes
 
-.PHONY: setup demo lint test bench mutation
+.PHONY: setup demo lint test bench mutation cpp
 RUFF_VERSION ?= 0.8.6
 setup:
 	bash tools/setup_env.sh $(VENV)
@@ -22,6 +22,10 @@ test: setup lint
 
 bench: setup
 	$(PY) bench/bench_train_step.py
+
+# the C++ runtime (librebnn_ops.so + rebnn_detect, docs/deploy.md) against the venv's libtorch
+cpp: setup
+	$(PY) tools/build_cpp.py build/cpp
 
 # Mutation testing of rebnn_det/ops, rebnn_det/engine and the packing/kernel Python of rebnn_det/deploy (config:
 # [tool.mutmut] in pyproject.toml; results and equivalent mutants: TESTING.md). Slow (see TESTING.md), not part of

@@ -1,6 +1,6 @@
 """Export a detector to a ``.pt2`` archive that runs with torch alone (torch.export; the 1-bit kernels as
 ``torch.ops.rebnn`` custom operators):
-``python tools/export_pt2.py CONFIG CKPT|PACKED OUT.pt2 [--shape H W] [--static] [--force]``.
+``python tools/export_pt2.py CONFIG CKPT|PACKED OUT.pt2 [--shape H W] [--static] [--aoti] [--force]``.
 
 The logic is rebnn_det.deploy.pt2_export.export_pt2 (tested there); running the archive:
 rebnn_det/deploy/pt2_runtime.py (docs/deploy.md).
@@ -26,10 +26,13 @@ def main(argv=None):
                         help='example input height and width (multiples of the size divisor; default 800 1216)')
     parser.add_argument('--static', action='store_true',
                         help='export for this input shape only (default: any height/width multiple of the divisor)')
+    parser.add_argument('--aoti', action='store_true',
+                        help='write an AOTInductor package of the network (FCOS-type detectors) for the C++ program '
+                        'deploy_cpp/rebnn_detect instead')
     parser.add_argument('--force', action='store_true', help='overwrite OUT if it exists')
     args = parser.parse_args(argv)
     out = export_pt2(args.config, args.checkpoint, args.out, tuple(args.shape), dynamic=not args.static,
-                     force=args.force)
+                     force=args.force, aoti=args.aoti)
     print(f'wrote {out} ({osp.getsize(out):,} bytes; checkpoint {osp.getsize(args.checkpoint):,} bytes)')
 
 

@@ -137,11 +137,11 @@ def test_archive_holds_packed_weights_and_plain_metadata(exported):
     # the float convolutions that remain
     params = dict(detector.programs['network'].named_parameters())
     real_convs = sorted(k for k, v in params.items() if k.endswith('.weight') and v.dim() == 4)
-    assert real_convs == ['detector.backbone.conv1.weight', 'detector.backbone.layer2.0.downsample.1.weight',
-                          'detector.backbone.layer3.0.downsample.1.weight',
-                          'detector.backbone.layer4.0.downsample.1.weight', 'detector.rpn_head.rpn_cls.weight',
-                          'detector.rpn_head.rpn_conv.weight',  # the tiny config keeps a real RPN conv
-                          'detector.rpn_head.rpn_reg.weight']
+    assert real_convs == ['backbone.conv1.weight', 'backbone.layer2.0.downsample.1.weight',
+                          'backbone.layer3.0.downsample.1.weight', 'backbone.layer4.0.downsample.1.weight',
+                          'head.rpn_cls.weight', 'head.rpn_conv.weight',  # the tiny config keeps a real RPN conv
+                          'head.rpn_reg.weight']
+    assert not any(k.startswith('roi_head') for k in buffers) and not any(k.startswith('roi_head') for k in params)
 
 
 def _rewrite(src, dst, change, entry='extra/' + META_FILE, add=None, more=None):
@@ -252,10 +252,11 @@ def test_torch_executes_a_tampered_guard_and_load_pt2_refuses_it(exported, tmp_p
      _edit_json(lambda m: m['guards_code'].append('''L['x" + str(__import__("os")) + "'].size()[0] > 0''')),
      None, r"guard .* which is not a shape comparison"),
     ('data/weights/network_weights_config.json', _edit_json(_set_first('use_pickle', True)), None,
-     r"network weights entry 'detector\.[a-z0-9_.]+' is stored pickled \(a \.pt2 loaded by rebnn_det holds raw "
+     r"network weights entry '[a-z0-9_.]+' is stored pickled \(a \.pt2 loaded by rebnn_det holds raw "
      r"tensor payloads only\)"),
-    ('data/constants/network_constants_config.json', _edit_json(_set_first('path_name', 'opaque_obj_0')), None,
-     r"network constants entry .* points at 'opaque_obj_0', not a tensor_<n> tensor payload"),
+    ('data/constants/network_constants_config.json',
+     _edit_json(lambda c: c['config'].update(x=dict(path_name='opaque_obj_0', use_pickle=False))), None,
+     r"network constants entry 'x' points at 'opaque_obj_0', not a tensor_<n> tensor payload"),
     ('data/sample_inputs/network.pt', lambda data: b'pickled', None,
      r"data/sample_inputs/network\.pt is not empty"),
     ('models/roi.json', lambda data: None, None, r"holds programs \['network'\]; expected \['network', 'roi'\]"),
@@ -321,3 +322,21 @@ def test_export_refuses_an_existing_output_and_a_bad_shape(exported, tmp_path):
     with pytest.raises(ValueError, match=r"a dynamic export needs input_shape >= 96 px per side"):
         export_pt2(cfg_file, checkpoint, str(tmp_path / 'b.pt2'), (64, 96))
     assert not osp.exists(tmp_path / 'a.pt2') and not osp.exists(tmp_path / 'b.pt2')
+
+
+def test_a_test_pipeline_the_runtime_does_not_reproduce_is_refused(tiny_trained_detector):
+    import copy
+
+    from rebnn_det.deploy.pt2_export import _preprocess_meta
+    cfg = copy.deepcopy(tiny_trained_detector.cfg)
+    model = type('Detector', (), {'data_preprocessor': None})()
+    pipeline = cfg.test_dataloader.dataset.pipeline
+    pipeline.insert(1, dict(type='RandomFlip', prob=0.5))
+    with pytest.raises(ValueError, match=r"test pipeline step 'RandomFlip' is not reproduced by the \.pt2 runtime; "
+                                         r"supported: \['LoadImageFromFile', 'LoadAnnotations', 'PackDetInputs', "
+                                         r"'Resize'\]"):
+        _preprocess_meta(cfg, model)
+    pipeline.pop(1)
+    next(s for s in pipeline if s['type'] == 'Resize')['interpolation'] = 'nearest'
+    with pytest.raises(ValueError, match=r"reproduces Resize\(scale, keep_ratio\) only"):
+        _preprocess_meta(cfg, model)
