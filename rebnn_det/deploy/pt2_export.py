@@ -111,12 +111,17 @@ def _preprocess_meta(cfg, detector: nn.Module) -> dict:
                 resize=resize)
 
 
-def _drop_example_inputs(ep) -> None:
-    """A .pt2 need not carry the (pickled) example inputs: the runtime never reads them."""
+def _strip_for_shipping(ep) -> None:
+    """What the runtime never reads stays out of the file: the (pickled) example inputs, and each node's Python
+    stack trace (the exporting machine's source paths; about a third of the graph's JSON)."""
     try:
         ep.example_inputs = None
     except (AttributeError, ValueError, TypeError):
         ep._example_inputs = None
+    for module in ep.graph_module.modules():
+        if isinstance(module, torch.fx.GraphModule):
+            for node in module.graph.nodes:
+                node.meta.pop('stack_trace', None)
 
 
 def export_detector_pt2(detector: nn.Module, cfg, out: str, input_shape: Sequence[int] = (800, 1216),
@@ -172,7 +177,7 @@ def export_detector_pt2(detector: nn.Module, cfg, out: str, input_shape: Sequenc
                                     dynamic_shapes={'feats_and_rois': roi_dynamic})
             layout['roi_features'] = len(feats)
     for ep in programs.values():
-        _drop_example_inputs(ep)
+        _strip_for_shipping(ep)
     meta = dict(format=FORMAT, version=FORMAT_VERSION, input_shape=[h, w], dynamic=bool(dynamic),
                 preprocess=preprocess, postprocess=detector_spec(detector), outputs=layout,
                 classes=list(class_names) if class_names is not None else None)
