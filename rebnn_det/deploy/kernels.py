@@ -162,7 +162,11 @@ def prepare_weight(packed: Tensor, in_channels: int) -> KernelWeight:
 
 def pair(v) -> Tuple[int, int]:
     """A conv geometry argument (an int or two) as ``(int, int)``."""
-    return (int(v), int(v)) if isinstance(v, int) else (int(v[0]), int(v[1]))
+    if isinstance(v, int):
+        return int(v), int(v)
+    if len(v) != 2:
+        raise ValueError(f'a conv size is an int or two ints, got {tuple(v)}')
+    return int(v[0]), int(v[1])
 
 
 def native_supported(dilation=1, groups: int = 1) -> bool:

@@ -42,9 +42,15 @@ def test_all_expected_configs_exist():
 
 
 @pytest.mark.parametrize('path', CONFIGS, ids=lambda p: osp.relpath(p, osp.join(ROOT, 'configs')))
-def test_config_loss_backward_and_predict(path):
+def test_config_loss_backward_and_predict(path, tmp_path):
     cfg = Config.fromfile(path)
     assert cfg.custom_imports['imports'] == ['rebnn_det.plugin']
+    if 'distill' in cfg.model:  # its teacher: the named config, untrained, saved where the test can read it
+        teacher_cfg = osp.join(ROOT, cfg.model.distill.teacher_config)
+        teacher = MODELS.build(Config.fromfile(teacher_cfg).model)
+        teacher.init_weights()
+        torch.save(dict(state_dict=teacher.state_dict(), meta={}), str(tmp_path / 'teacher.pth'))
+        cfg.model.distill.update(teacher_config=teacher_cfg, teacher_checkpoint=str(tmp_path / 'teacher.pth'))
     torch.manual_seed(0)
     model = MODELS.build(cfg.model)
     model.init_weights()
@@ -58,6 +64,9 @@ def test_config_loss_backward_and_predict(path):
         losses = model(**data, mode='loss')
     loss, _ = model.parse_losses(losses)
     assert torch.isfinite(loss)
+    if 'distill' in cfg.model:
+        assert {'loss_distill_fpn', 'loss_distill_logits'} <= set(losses) and model.teacher is not None
+        assert not any(k.startswith('_teacher') or k.startswith('teacher') for k in model.state_dict())
     loss.backward()
     if binary:
         assert_operands_binary(model, seen)

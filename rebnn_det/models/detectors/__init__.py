@@ -1,0 +1,3 @@
+from .distillation import DistilledFasterRCNN, DistilledFCOS, DistilledRetinaNet
+
+__all__ = ['DistilledFasterRCNN', 'DistilledFCOS', 'DistilledRetinaNet']
