@@ -95,5 +95,7 @@ def test_packed_conv_forward_reads_the_packed_input_and_repr_says_nchw():
     given = kernels.PackedActivations(bits, 70, packed.threshold, (1, 1), packed.pad_value)
     assert torch.equal(packed(other, packed_input=given), packed(x))
     assert 'nchw_output' not in packed.extra_repr()
+    assert not packed(x).is_contiguous()  # channels-last: the next binary conv packs it fastest
     packed.nchw_output = True
     assert packed.extra_repr().endswith(', nchw_output=True')
+    assert packed(x).is_contiguous()  # NCHW for a real conv reading it next

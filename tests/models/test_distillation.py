@@ -159,3 +159,38 @@ def test_fcos_student_distils_its_class_scores(tmp_path):
     expected = sum(soft_logit_loss(s, t, 1.0) for s, t in zip(s_maps, t_maps)) / len(s_maps)
     assert losses['loss_distill_logits'].item() == pytest.approx(expected.item(), rel=1e-5)
     assert losses['loss_distill_fpn'].item() == 0
+
+
+def test_training_with_rebnn_hook_saves_a_plain_student(tiny_trained_detector, tmp_path):
+    """mmengine's Runner (what tools/train.py runs) with ReBNNHook: the distillation losses are logged, and the
+    checkpoint holds the student alone (it loads strictly into the plain detector of the same config)."""
+    import json
+    import os.path as osp
+
+    from mmengine.runner import Runner
+    cfg = copy.deepcopy(tiny_trained_detector.cfg)
+    teacher_file = str(tmp_path / 'teacher.py')
+    tiny_trained_detector.cfg.dump(teacher_file)
+    cfg.model.update(type='DistilledFasterRCNN', distill=dict(teacher_config=teacher_file,
+                                                              teacher_checkpoint=tiny_trained_detector.checkpoint))
+    cfg.work_dir = str(tmp_path / 'work')
+    cfg.train_cfg.update(max_epochs=1, val_interval=2)
+    cfg.default_hooks.checkpoint.update(interval=1)
+    cfg.default_hooks.logger.interval = 1
+    cfg.update(val_dataloader=None, val_cfg=None, val_evaluator=None)
+    assert any(h['type'] == 'ReBNNHook' for h in cfg.custom_hooks)
+    Runner.from_cfg(cfg).train()
+    scalars = glob_one(osp.join(cfg.work_dir, '*', 'vis_data', 'scalars.json'))
+    records = [json.loads(line) for line in open(scalars)]
+    assert all('loss_distill_fpn' in r and 'loss_distill_logits' in r and 'rebnn_flip' in r
+               for r in records if 'loss' in r)
+    state = torch.load(osp.join(cfg.work_dir, 'epoch_1.pth'), map_location='cpu', weights_only=False)['state_dict']
+    plain = MODELS.build(copy.deepcopy(tiny_trained_detector.cfg.model))
+    plain.load_state_dict(state, strict=True)
+
+
+def glob_one(pattern):
+    import glob
+    found = glob.glob(pattern)
+    assert len(found) == 1, found
+    return found[0]
