@@ -1,4 +1,5 @@
-"""Train-step time of Faster R-CNN: ReBNN-binary (with / without ReBNNHook) vs mmdet's real ResNet-18 + FPN.
+"""Train-step time of Faster R-CNN: ReBNN-binary (with / without ReBNNHook, with distillation from a real
+teacher) vs mmdet's real ResNet-18 + FPN.
 
     python bench/bench_train_step.py [--steps 12] [--batch 2] [--size 320 320] [--device cpu]
 
@@ -7,8 +8,10 @@ them alike; the table reports median seconds per step and the ratios measured in
 """
 import argparse
 import os
+import shutil
 import statistics
 import sys
+import tempfile
 import time
 
 import torch
@@ -29,11 +32,25 @@ VARIANTS = {
     'real R18-FPN (mmdet)': ('configs/real_faster_rcnn.py', False),
     'ReBNN R18-FPN, no hook': ('configs/rebnn_faster_rcnn.py', False),
     'ReBNN R18-FPN + ReBNNHook': ('configs/rebnn_faster_rcnn.py', True),
+    # the real teacher's forward (no grad) + the PKD and logit losses; the teacher is constructor-initialised
+    'ReBNN R18-FPN + ReBNNHook + distillation': ('configs/rebnn_faster_rcnn_distill.py', True),
 }
 
 
-def build(config, with_hook, device):
+def _stand_in_teacher(cfg, folder):
+    """The distill config's teacher, constructor-initialised and saved (timing does not depend on training)."""
+    teacher_cfg = os.path.join(ROOT, cfg.model.distill.teacher_config)
+    torch.manual_seed(1)
+    teacher = MODELS.build(Config.fromfile(teacher_cfg).model)
+    checkpoint = os.path.join(folder, 'teacher.pth')
+    torch.save(dict(state_dict=teacher.state_dict(), meta={}), checkpoint)
+    cfg.model.distill.update(teacher_config=teacher_cfg, teacher_checkpoint=checkpoint)
+
+
+def build(config, with_hook, device, folder):
     cfg = Config.fromfile(os.path.join(ROOT, config))
+    if 'distill' in cfg.model:
+        _stand_in_teacher(cfg, folder)
     torch.manual_seed(0)
     model = MODELS.build(cfg.model).to(device)  # constructor init is enough for timing (alpha = mean|w|)
     model.train()
@@ -64,7 +81,8 @@ def main():
     torch.manual_seed(0)
     packed = demo_mm_inputs(args.batch, [(3, *args.size)] * args.batch, num_items=[4] * args.batch,
                             num_classes=80, device=args.device)
-    models = {name: build(cfg, hook, args.device) for name, (cfg, hook) in VARIANTS.items()}
+    folder = tempfile.mkdtemp(prefix='bench_train_step_')
+    models = {name: build(cfg, hook, args.device, folder) for name, (cfg, hook) in VARIANTS.items()}
     times = {name: [] for name in models}
     sync = torch.cuda.synchronize if args.device.startswith('cuda') else (lambda: None)
     for i in range(args.warmup + args.steps):
@@ -83,6 +101,7 @@ def main():
     print('| variant | median s/step | / real | / ReBNN no hook |\n|---|---|---|---|')
     for n, m in med.items():
         print(f'| {n} | {m:.3f} | {m / ref:.3f} | {m / no_hook:.3f} |')
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 if __name__ == '__main__':
