@@ -24,8 +24,10 @@ a package (a shared library: run it only if you would run the exporter's binarie
 """
 import json
 import os.path as osp
+import shutil
+import tempfile
 import warnings
-from typing import List, Optional, Sequence, Tuple
+from typing import Callable, List, Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor, nn
@@ -111,6 +113,24 @@ def _preprocess_meta(cfg, detector: nn.Module) -> dict:
                 resize=resize)
 
 
+def write_new(out: str, write: Callable[[str], None], force: bool) -> str:
+    """``write(path)`` into a temporary folder next to ``out`` (torch names an archive's root folder after its
+    file, so the file there has ``out``'s name), then :func:`~rebnn_det.fileio.atomic_write` of its bytes onto
+    ``out`` (flushed, never half-written, exclusive unless ``force``)."""
+    from ..fileio import atomic_write
+    if osp.exists(out) and not force:
+        raise FileExistsError(f'output {osp.abspath(out)!r} already exists; pass force=True (--force) to overwrite it')
+    folder = osp.dirname(osp.abspath(out))
+    if not osp.isdir(folder):
+        raise FileNotFoundError(f'output folder {folder!r} does not exist')
+    with tempfile.TemporaryDirectory(prefix=f'.{osp.basename(out)}.', dir=folder) as tmp_dir:
+        tmp = osp.join(tmp_dir, osp.basename(out))
+        write(tmp)
+        with open(tmp, 'rb') as src:
+            atomic_write(out, lambda f: shutil.copyfileobj(src, f), replace=force)
+    return out
+
+
 def _strip_for_shipping(ep) -> None:
     """What the runtime never reads stays out of the file: the (pickled) example inputs, and each node's Python
     stack trace (the exporting machine's source paths; about a third of the graph's JSON)."""
@@ -136,7 +156,6 @@ def export_detector_pt2(detector: nn.Module, cfg, out: str, input_shape: Sequenc
     from torch.export.pt2_archive._package import package_pt2
 
     from .postprocess_spec import detector_spec
-    from .pt2_runtime import write_new
     if osp.exists(out) and not force:
         raise FileExistsError(f'output {osp.abspath(out)!r} already exists; pass force=True (--force) to overwrite it')
     detector = detector.eval()

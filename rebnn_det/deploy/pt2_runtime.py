@@ -20,10 +20,7 @@ and integer arithmetic in the graphs) before torch reads the programs.
 """
 import json
 import math
-import os
 import os.path as osp
-import shutil
-import tempfile
 import zipfile
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
@@ -37,26 +34,6 @@ from .pt2_checks import Pt2FileError, archive_root, check_archive
 FORMAT = 'rebnn_det.pt2'
 FORMAT_VERSION = 1
 META_FILE = 'rebnn_det.json'
-
-
-def write_new(out: str, write: Callable[[str], None], force: bool) -> str:
-    """``write(tmp_path)`` then move it onto ``out`` (a reader never sees half a file; an error leaves ``out``
-    untouched; without ``force`` an existing ``out`` is an error)."""
-    if osp.exists(out) and not force:
-        raise FileExistsError(f'output {osp.abspath(out)!r} already exists; pass force=True (--force) to overwrite it')
-    folder = osp.dirname(osp.abspath(out))
-    if not osp.isdir(folder):
-        raise FileNotFoundError(f'output folder {folder!r} does not exist')
-    tmp_dir = tempfile.mkdtemp(prefix=f'.{osp.basename(out)}.', dir=folder)
-    tmp = osp.join(tmp_dir, osp.basename(out))  # torch.export names the archive's root folder after the file
-    try:
-        write(tmp)
-        if not force and osp.exists(out):
-            raise FileExistsError(f'output {osp.abspath(out)!r} appeared while it was being written')
-        os.replace(tmp, out)
-    finally:
-        shutil.rmtree(tmp_dir, ignore_errors=True)
-    return out
 
 
 def _read_meta(path: str) -> dict:
