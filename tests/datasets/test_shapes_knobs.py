@@ -137,7 +137,8 @@ def test_hard_configs_share_one_setting_and_match_the_head():
     assert {osp.basename(p) for p in paths} == {
         'rebnn_faster_rcnn_shapes_hard.py', 'real_faster_rcnn_shapes_hard.py', 'xnor_faster_rcnn_shapes_hard.py',
         'rebnn_faster_rcnn_shapes_hard_stage1_w32a1.py', 'rebnn_faster_rcnn_shapes_hard_stage2_w1a1.py',
-        'rebnn_faster_rcnn_shapes_hard_binary_rpn.py', 'rebnn_faster_rcnn_shapes_hard_binary_roi.py'}
+        'rebnn_faster_rcnn_shapes_hard_binary_rpn.py', 'rebnn_faster_rcnn_shapes_hard_binary_roi.py',
+        'rebnn_faster_rcnn_shapes_hard_distill.py'}
     default = Config.fromfile(osp.join(ROOT, 'configs', 'shapes', 'rebnn_faster_rcnn_shapes.py'))
     for path in paths:
         cfg = Config.fromfile(path)
