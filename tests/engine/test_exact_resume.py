@@ -48,13 +48,35 @@ def one_thread():
     torch.set_num_threads(threads)
 
 
-def test_resume_after_epoch_1_ends_bit_identical_to_an_uninterrupted_run(tmp_path, one_thread):
+def _distilled(cfg, teacher):
+    """``cfg`` with distillation from ``teacher`` = (config file, checkpoint)."""
+    cfg.model.update(type='DistilledFasterRCNN', distill=dict(teacher_config=teacher[0], teacher_checkpoint=teacher[1]))
+    return cfg
+
+
+@pytest.mark.parametrize('distill', [False, True], ids=['plain', 'distilled'])
+def test_resume_after_epoch_1_ends_bit_identical_to_an_uninterrupted_run(tmp_path, one_thread, distill):
+    from mmdet.registry import MODELS
     data = tmp_path / 'data'
+    teacher = None
+    if distill:  # a teacher of the same shape, initialised differently (the distillation losses are not zero)
+        teacher_cfg = tiny_config(data, tmp_path / 'teacher', 1, workers=0, validate=False)
+        teacher_file, teacher_ckpt = str(tmp_path / 'teacher.py'), str(tmp_path / 'teacher.pth')
+        teacher_cfg.dump(teacher_file)
+        torch.manual_seed(5)
+        teacher = MODELS.build(teacher_cfg.model)
+        teacher.init_weights()
+        torch.save(dict(state_dict=teacher.state_dict(), meta={}), teacher_ckpt)
+        teacher = (teacher_file, teacher_ckpt)
+
+    def configure(cfg):
+        return _distilled(cfg, teacher) if teacher else cfg
+
     # uninterrupted: 2 epochs, one persistent worker (its random state would run on from epoch 1 into epoch 2)
-    build_runner(tiny_config(data, tmp_path / 'full', 2, workers=1, validate=True)).train()
+    build_runner(configure(tiny_config(data, tmp_path / 'full', 2, workers=1, validate=True))).train()
     # interrupted: 1 epoch, then a new process-like runner resumes the work dir for epoch 2; no workers
-    build_runner(tiny_config(data, tmp_path / 'split', 1, workers=0, validate=False)).train()
-    cfg = tiny_config(data, tmp_path / 'split', 2, workers=0, validate=False)
+    build_runner(configure(tiny_config(data, tmp_path / 'split', 1, workers=0, validate=False))).train()
+    cfg = configure(tiny_config(data, tmp_path / 'split', 2, workers=0, validate=False))
     resolve_resume('auto', cfg)
     assert cfg.load_from == str(tmp_path / 'split' / 'epoch_1.pth')
     build_runner(cfg).train()
@@ -66,6 +88,11 @@ def test_resume_after_epoch_1_ends_bit_identical_to_an_uninterrupted_run(tmp_pat
     assert differ == [], f'{len(differ)} of {len(full["state_dict"])} tensors differ, e.g. {differ[:3]}'
     assert full['rebnn_hook']['num_steps'] == split['rebnn_hook']['num_steps'] == 4
     assert full['exact_resume'] == split['exact_resume']
+    if distill:  # the distillation losses were part of training, and no teacher weight is in the checkpoint
+        scalars = sorted((tmp_path / 'full').glob('*/vis_data/scalars.json'))
+        assert scalars and 'loss_distill_fpn' in scalars[-1].read_text()
+        plain = MODELS.build(tiny_config(data, tmp_path / 'x', 1, 0, False).model)
+        assert set(full['state_dict']) == set(plain.state_dict())
 
 
 class RandomDataset:
