@@ -7,7 +7,8 @@ What is exported is timed: backbone + neck + dense head up to the raw outputs (`
 with binary RPN and RoI FCs also the features the RoI stage reads), batch 1, one random preprocessed image.
 Variants of one model, interleaved (order rotated every repetition), median of ``--reps`` after one warm-up:
 - ``deploy (eager)``: the ``convert_to_deploy`` model, eager PyTorch (the reference);
-- ``.pt2 (torch.export)``: the exported program loaded back from the archive, run by ``ExportedProgram.module()``;
+- ``.pt2 (torch.export)``: the exported program loaded back by the runtime's ``load_pt2`` (checked, then
+  ``ExportedProgram.module()``);
 - ``torch.compile (inductor)``: the deploy model compiled (the kernels stay extern calls);
 - ``AOTInductor .pt2``: the exported program compiled ahead of time by AOTInductor and loaded with
   ``torch._inductor.aoti_load_package``.
@@ -57,11 +58,10 @@ def timed(fn, x, reps_out: list):
 
 
 def bench_model(key: str, size, reps: int, compile_: bool, aoti: bool, tmp: str) -> None:
-    from torch.export.pt2_archive._package import load_pt2
-
     from rebnn_det.deploy.convert import convert_to_deploy
     from rebnn_det.deploy.export import export_model
     from rebnn_det.deploy.pt2_export import NetworkOutputs, export_detector_pt2
+    from rebnn_det.deploy.pt2_runtime import load_pt2
     cfg, model = build(CONFIGS[key])
     packed = export_model(model, cfg, os.path.join(tmp, f'{key}.packed.pth'))
     fp32 = os.path.join(tmp, f'{key}.fp32.pth')
@@ -72,7 +72,7 @@ def bench_model(key: str, size, reps: int, compile_: bool, aoti: bool, tmp: str)
     t = time.perf_counter()
     pt2 = export_detector_pt2(deploy, cfg, os.path.join(tmp, f'{key}.pt2'), size)
     export_s = time.perf_counter() - t
-    variants = {'deploy (eager)': net, '.pt2 (torch.export)': load_pt2(pt2).exported_programs['network'].module()}
+    variants = {'deploy (eager)': net, '.pt2 (torch.export)': load_pt2(pt2).programs['network']}  # the runtime's loader
     notes = [f'export {export_s:.1f} s']
     if compile_:
         compiled = torch.compile(net, backend='inductor')

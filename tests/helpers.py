@@ -73,3 +73,19 @@ def one_weight_runner(work_dir: str, epochs: int, **runner_kwargs):
                                         collate_fn=dict(type='default_collate')),
                   optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.1)),
                   train_cfg=dict(by_epoch=True, max_epochs=epochs), **runner_kwargs)
+
+
+def save_teacher(cfg, folder, name: str = 'teacher', seed: int = 1):
+    """A distillation teacher for tests: ``cfg`` (an mmengine Config) dumped to ``folder/name.py`` and its model,
+    initialised (``init_weights``, seed ``seed``), saved as the checkpoint ``folder/name.pth``. Returns
+    ``(config file, checkpoint)``."""
+    import os.path as osp
+
+    from mmdet.registry import MODELS
+    config, checkpoint = osp.join(str(folder), f'{name}.py'), osp.join(str(folder), f'{name}.pth')
+    cfg.dump(config)
+    torch.manual_seed(seed)
+    teacher = MODELS.build(cfg.model)
+    teacher.init_weights()
+    torch.save(dict(state_dict=teacher.state_dict(), meta={}), checkpoint)
+    return config, checkpoint

@@ -32,17 +32,10 @@ from typing import Callable, List, Optional, Sequence, Tuple
 import torch
 from torch import Tensor, nn
 
+from ..models.detectors.heads import dense_head
 from .pt2_runtime import FORMAT, FORMAT_VERSION, META_FILE
 
 __all__ = ['export_pt2', 'export_detector_pt2', 'aoti_metadata', 'NetworkOutputs', 'RoIOutputs']
-
-
-def _dense_head(detector: nn.Module) -> nn.Module:
-    head = getattr(detector, 'rpn_head', None) or getattr(detector, 'bbox_head', None)
-    if head is None:
-        raise ValueError(f'{type(detector).__name__} has neither rpn_head nor bbox_head; export_pt2 exports '
-                         'single-stage (bbox_head) and two-stage (rpn_head + roi_head) mmdet detectors')
-    return head
 
 
 def _is_two_stage(detector: nn.Module) -> bool:
@@ -59,7 +52,7 @@ class NetworkOutputs(nn.Module):
         super().__init__()
         self.backbone = detector.backbone
         self.neck = detector.neck if getattr(detector, 'with_neck', False) else None
-        self.head = _dense_head(detector)
+        self.head = dense_head(detector)
         self.two_stage = _is_two_stage(detector)
 
     def forward(self, inputs: Tensor) -> Tuple[Tensor, ...]:
@@ -116,10 +109,9 @@ def _preprocess_meta(cfg, detector: nn.Module) -> dict:
 def write_new(out: str, write: Callable[[str], None], force: bool) -> str:
     """``write(path)`` into a temporary folder next to ``out`` (torch names an archive's root folder after its
     file, so the file there has ``out``'s name), then :func:`~rebnn_det.fileio.atomic_write` of its bytes onto
-    ``out`` (flushed, never half-written, exclusive unless ``force``)."""
+    ``out`` (flushed, never half-written; unless ``force`` created exclusively: an ``out`` that appeared meanwhile
+    is a FileExistsError and stays as it is)."""
     from ..fileio import atomic_write
-    if osp.exists(out) and not force:
-        raise FileExistsError(f'output {osp.abspath(out)!r} already exists; pass force=True (--force) to overwrite it')
     folder = osp.dirname(osp.abspath(out))
     if not osp.isdir(folder):
         raise FileNotFoundError(f'output folder {folder!r} does not exist')
@@ -171,7 +163,7 @@ def export_detector_pt2(detector: nn.Module, cfg, out: str, input_shape: Sequenc
     dynamic_shapes = None
     if dynamic:  # from (coarsest stride + divisor) px up, every level has >= 2 rows and columns (a size-1 level
         # would be specialized by the tracer)
-        blocks = max(_dense_head(detector).prior_generator.strides)[0] // divisor + 1
+        blocks = max(dense_head(detector).prior_generator.strides)[0] // divisor + 1
         if h < blocks * divisor or w < blocks * divisor:
             raise ValueError(f'a dynamic export needs input_shape >= {blocks * divisor} px per side (the coarsest '
                              f'level must have >= 2 rows and columns); got {(h, w)} (or export with dynamic=False)')
@@ -247,7 +239,7 @@ def aoti_metadata(spec: dict, preprocess: dict) -> dict:
 
 def _output_layout(detector: nn.Module, outs: Sequence[Tensor]) -> dict:
     """How the network's flat outputs split: ``features`` (two-stage), then ``head`` groups of ``levels``."""
-    head = _dense_head(detector)
+    head = dense_head(detector)
     levels = len(head.prior_generator.strides)
     two_stage = _is_two_stage(detector)
     features = levels if two_stage else 0
@@ -274,8 +266,6 @@ def export_pt2(config, checkpoint: str, out: str, input_shape: Sequence[int] = (
     cfg = _as_config(config)
     if not osp.isfile(checkpoint):
         raise FileNotFoundError(f'checkpoint {checkpoint!r} does not exist')
-    if osp.exists(out) and not force:
-        raise FileExistsError(f'output {osp.abspath(out)!r} already exists; pass force=True (--force) to overwrite it')
     model = build_detector(cfg)
     loaded = load_checkpoint(model, checkpoint, map_location='cpu', strict=True, logger='silent')
     meta = loaded.get('meta', {}) if isinstance(loaded, dict) else {}

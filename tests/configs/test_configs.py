@@ -9,7 +9,7 @@ from mmdet.testing import demo_mm_inputs
 from mmengine.config import Config
 
 from rebnn_det.ops import named_binary_convs
-from tests.helpers import assert_operands_binary, record_binary_operands
+from tests.helpers import assert_operands_binary, record_binary_operands, save_teacher
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIGS = sorted(p for p in glob.glob(osp.join(ROOT, 'configs', '**', '*.py'), recursive=True)
@@ -46,11 +46,9 @@ def test_config_loss_backward_and_predict(path, tmp_path):
     cfg = Config.fromfile(path)
     assert cfg.custom_imports['imports'] == ['rebnn_det.plugin']
     if 'distill' in cfg.model:  # its teacher: the named config, untrained, saved where the test can read it
-        teacher_cfg = osp.join(ROOT, cfg.model.distill.teacher_config)
-        teacher = MODELS.build(Config.fromfile(teacher_cfg).model)
-        teacher.init_weights()
-        torch.save(dict(state_dict=teacher.state_dict(), meta={}), str(tmp_path / 'teacher.pth'))
-        cfg.model.distill.update(teacher_config=teacher_cfg, teacher_checkpoint=str(tmp_path / 'teacher.pth'))
+        teacher_cfg, teacher_ckpt = save_teacher(Config.fromfile(osp.join(ROOT, cfg.model.distill.teacher_config)),
+                                                 tmp_path)
+        cfg.model.distill.update(teacher_config=teacher_cfg, teacher_checkpoint=teacher_ckpt)
     torch.manual_seed(0)
     model = MODELS.build(cfg.model)
     model.init_weights()

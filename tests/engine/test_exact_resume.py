@@ -11,6 +11,7 @@ from mmengine.config import Config
 
 from rebnn_det.apis import build_runner, resolve_resume
 from rebnn_det.engine.hooks.exact_resume import SeededSampleFetch
+from tests.helpers import save_teacher
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 SHAPES = osp.join(ROOT, 'configs', 'shapes', 'rebnn_faster_rcnn_shapes.py')
@@ -60,14 +61,8 @@ def test_resume_after_epoch_1_ends_bit_identical_to_an_uninterrupted_run(tmp_pat
     data = tmp_path / 'data'
     teacher = None
     if distill:  # a teacher of the same shape, initialised differently (the distillation losses are not zero)
-        teacher_cfg = tiny_config(data, tmp_path / 'teacher', 1, workers=0, validate=False)
-        teacher_file, teacher_ckpt = str(tmp_path / 'teacher.py'), str(tmp_path / 'teacher.pth')
-        teacher_cfg.dump(teacher_file)
-        torch.manual_seed(5)
-        teacher = MODELS.build(teacher_cfg.model)
-        teacher.init_weights()
-        torch.save(dict(state_dict=teacher.state_dict(), meta={}), teacher_ckpt)
-        teacher = (teacher_file, teacher_ckpt)
+        teacher = save_teacher(tiny_config(data, tmp_path / 'teacher', 1, workers=0, validate=False), tmp_path,
+                               seed=5)
 
     def configure(cfg):
         return _distilled(cfg, teacher) if teacher else cfg

@@ -10,6 +10,7 @@ from mmdet.testing import demo_mm_inputs
 from mmengine.config import Config
 
 from rebnn_det.models.detectors.distillation import pkd_loss, soft_logit_loss
+from tests.helpers import save_teacher
 from tests.tiny_detector import tiny_shapes_cfg
 
 
@@ -38,12 +39,7 @@ def setting(tmp_path_factory):
     """(student config, teacher config file, teacher checkpoint, a training batch)."""
     tmp = tmp_path_factory.mktemp('distill')
     cfg = tiny_shapes_cfg(str(tmp / 'data'), str(tmp / 'work'))
-    teacher_file, teacher_ckpt = str(tmp / 'teacher.py'), str(tmp / 'teacher.pth')
-    cfg.dump(teacher_file)
-    torch.manual_seed(1)
-    teacher = MODELS.build(cfg.model)
-    teacher.init_weights()
-    torch.save(dict(state_dict=teacher.state_dict(), meta={}), teacher_ckpt)
+    teacher_file, teacher_ckpt = save_teacher(cfg, tmp)
     packed = demo_mm_inputs(2, [(3, 96, 96), (3, 96, 96)], num_items=[3, 2], num_classes=6)
     return cfg, teacher_file, teacher_ckpt, packed
 
@@ -111,9 +107,7 @@ def test_errors(setting, tmp_path):
     wide.model.rpn_head.update(in_channels=48, feat_channels=48)
     wide.model.roi_head.bbox_roi_extractor.out_channels = 48
     wide.model.roi_head.bbox_head.in_channels = 48
-    wide_file, wide_ckpt = str(tmp_path / 'wide.py'), str(tmp_path / 'wide.pth')
-    wide.dump(wide_file)
-    torch.save(dict(state_dict=MODELS.build(wide.model).state_dict(), meta={}), wide_ckpt)
+    wide_file, wide_ckpt = save_teacher(wide, tmp_path, 'wide')
     model = _student(setting, teacher_config=wide_file, teacher_checkpoint=wide_ckpt)
     with pytest.raises(ValueError, match=r"the teacher's FPN outputs do not match the student's: teacher "
                                          r"\[\(48, 24, 24\), .*student \[\(32, 24, 24\)"):
@@ -137,12 +131,7 @@ def test_fcos_student_distils_its_class_scores(tmp_path):
     import os.path as osp
     root = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
     cfg = Config.fromfile(osp.join(root, 'configs', 'rebnn_fcos_binary_head.py'))
-    teacher_file, teacher_ckpt = str(tmp_path / 'fcos.py'), str(tmp_path / 'fcos.pth')
-    cfg.dump(teacher_file)
-    torch.manual_seed(1)
-    teacher = MODELS.build(cfg.model)
-    teacher.init_weights()
-    torch.save(dict(state_dict=teacher.state_dict(), meta={}), teacher_ckpt)
+    teacher_file, teacher_ckpt = save_teacher(cfg, tmp_path, 'fcos')
     torch.manual_seed(0)
     model = MODELS.build(dict(copy.deepcopy(cfg.model), type='DistilledFCOS',
                               distill=dict(teacher_config=teacher_file, teacher_checkpoint=teacher_ckpt,

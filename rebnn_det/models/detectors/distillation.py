@@ -28,6 +28,8 @@ from mmdet.models.detectors import FCOS, FasterRCNN, RetinaNet
 from mmdet.registry import MODELS
 from torch import Tensor, nn
 
+from .heads import dense_head
+
 DISTILL_KEYS = ('teacher_config', 'teacher_checkpoint', 'feature_weight', 'logit_weight', 'temperature')
 
 
@@ -64,7 +66,7 @@ class DistillationMixin:
                 raise ValueError(f'distill.{key} must be a number >= 0 (temperature > 0), got {value!r}')
         object.__setattr__(self, '_teacher', None)  # outside the module tree (see the module docstring)
         self._captured_head_outputs = None
-        self._dense_head().register_forward_hook(self._capture_head_outputs)
+        dense_head(self).register_forward_hook(self._capture_head_outputs)
 
     # -- the teacher ---------------------------------------------------------------------------------------------
     @property
@@ -101,8 +103,6 @@ class DistillationMixin:
         return teacher
 
     # -- capture -------------------------------------------------------------------------------------------------
-    def _dense_head(self) -> nn.Module:
-        return self.rpn_head if getattr(self, 'rpn_head', None) is not None else self.bbox_head
 
     def _capture_head_outputs(self, module, args, outputs) -> None:
         if self.training:
@@ -137,8 +137,7 @@ class DistillationMixin:
         with torch.no_grad():
             t_feats = teacher.extract_feat(batch_inputs)
             self._check_levels(feats, t_feats, 'FPN outputs')
-            t_head = teacher.rpn_head if getattr(teacher, 'rpn_head', None) is not None else teacher.bbox_head
-            t_maps = self._class_maps(t_head(t_feats))
+            t_maps = self._class_maps(dense_head(teacher)(t_feats))
         cfg = self.distill_cfg
         losses['loss_distill_fpn'] = cfg['feature_weight'] * sum(pkd_loss(s, t) for s, t in zip(feats, t_feats))
         s_maps = self._class_maps(head_outputs)
