@@ -59,11 +59,32 @@ RUNS = {
     'ReBNN adaptive, two-stage W32A1->W1A1': [('rebnn_faster_rcnn_shapes_stage1_w32a1.py', []),
                                               ('rebnn_faster_rcnn_shapes_stage2_w1a1.py', ['load_from={prev_ckpt}'])],
 }
+# placeholders filled with the last checkpoint of a prerequisite run (trained first if needed, seed 0, same
+# setting and schedule): PREREQUISITES[name] = its row
+PRETRAIN_ROW = 'classifier pretraining (crops)'
+PRETRAINED = 'model.backbone.init_cfg.checkpoint={pretrained_ckpt}'
+TEACHER = 'model.distill.teacher_checkpoint={teacher_ckpt}'
+FCOS_TEACHER = 'model.distill.teacher_checkpoint={fcos_teacher_ckpt}'
+PREREQUISITES = {'pretrained_ckpt': PRETRAIN_ROW, 'teacher_ckpt': 'real-valued',
+                 'fcos_teacher_ckpt': 'FCOS real-valued'}
 EXTRA_RUNS = {  # not run unless named in --rows
     'ReBNN gamma=1e-4': [('rebnn_faster_rcnn_shapes.py', ['custom_hooks.0.gamma=0.0001'])],
     # what the RoI head's two shared FCs cost when binary: compare with --baseline 'binary RPN'
     'binary RPN': [('rebnn_faster_rcnn_shapes_binary_rpn.py', [])],
     'binary RPN + RoI FCs': [('rebnn_faster_rcnn_shapes_binary_roi.py', [])],
+    # closing the binary-real gap (hard setting only; configs named exactly): the backbone pretrained as a
+    # classifier on the crops set, distillation from this setting's real-valued run (its seed 0), both
+    'pretrained backbone': [('rebnn_faster_rcnn_shapes_hard_pretrained.py', [PRETRAINED])],
+    'distilled': [('rebnn_faster_rcnn_shapes_hard_distill.py', [TEACHER])],
+    'pretrained + distilled': [('rebnn_faster_rcnn_shapes_hard_pretrained_distill.py', [PRETRAINED, TEACHER])],
+    'FCOS real-valued': [('real_fcos_shapes_hard.py', [])],
+    'FCOS binary head': [('rebnn_fcos_shapes_hard_binary_head.py', [])],
+    'FCOS binary head, pretrained': [('rebnn_fcos_shapes_hard_binary_head_pretrained.py', [PRETRAINED])],
+    'FCOS binary head, distilled': [('rebnn_fcos_shapes_hard_binary_head_distill.py', [FCOS_TEACHER])],
+    'FCOS binary head, pretrained + distilled': [('rebnn_fcos_shapes_hard_binary_head_pretrained_distill.py',
+                                                  [PRETRAINED, FCOS_TEACHER])],
+    # the prerequisite of the 'pretrained' rows (no detection metrics of its own: not in the tables)
+    PRETRAIN_ROW: [('../classification/rebnn_resnet18_shapes_hard_crops.py', [])],
 }
 ALL_RUNS = {**RUNS, **EXTRA_RUNS}
 SETTINGS = ('default', 'hard')
@@ -274,8 +295,28 @@ def format_tables(runs: List[dict], baseline: str = BASELINE) -> str:
 
 # ---------------------------------------------------------------------------------------------------- running
 def config_for(config: str, setting: str) -> str:
+    """The config file of a stage: ``config`` for the default setting, its ``_shapes_hard`` twin for the hard
+    one; a config of the hard setting only (named ``*_shapes_hard*`` or a path outside configs/shapes/) is taken
+    as named and refused for another setting."""
+    if '_shapes_hard' in config or config.startswith('../'):
+        if setting != 'hard':
+            raise ValueError(f'{config} is a config of the hard setting only: run its row with --setting hard')
+        return osp.normpath(osp.join(SHAPES, config))
     name = config if setting == 'default' else config.replace('_shapes', '_shapes_hard', 1)
     return osp.join(SHAPES, name)
+
+
+def prerequisite_checkpoints(work_root: str, setting: str, schedule: str, options: List[str], cfg_options: List[str],
+                             dry_run: bool) -> dict:
+    """The placeholders of ``options`` that name a prerequisite run (:data:`PREREQUISITES`) -> its last
+    checkpoint; each prerequisite is trained first when it has not finished (seed 0, this setting/schedule)."""
+    fill = {}
+    for name, row in PREREQUISITES.items():
+        if any('{' + name + '}' in o for o in options):
+            run_one(work_root, setting, schedule, row, 0, cfg_options, dry_run)
+            stage = osp.join(run_dir(work_root, setting, schedule, row, 0), f'stage{len(ALL_RUNS[row]) - 1}')
+            fill[name] = f'<last checkpoint of {stage}>' if dry_run else last_checkpoint_named(stage)
+    return fill
 
 
 def schedule_options(config_path: str, factor: int) -> List[str]:
@@ -312,7 +353,8 @@ def run_one(work_root: str, setting: str, schedule: str, row: str, seed: int, cf
             continue
         path = config_for(config, setting)
         fill = dict(prev_ckpt=None if prev is None else f'<last checkpoint of {prev}>' if dry_run
-                    else last_checkpoint_named(prev))
+                    else last_checkpoint_named(prev),
+                    **prerequisite_checkpoints(work_root, setting, schedule, opts, cfg_options, dry_run))
         cmd = [sys.executable, osp.join(ROOT, 'tools', 'train.py'), path, '--work-dir', stage_dir, '--resume',
                '--cfg-options', f'randomness.seed={seed}', 'default_hooks.checkpoint.interval=1',
                'default_hooks.checkpoint.max_keep_ckpts=1', *schedule_options(path, SCHEDULES[schedule]),
@@ -386,6 +428,8 @@ def main(argv=None):
         runs = collect(args.work_root)
         if args.export and runs:
             merge_export(args.export, runs)
+    if args.table_only and args.rows:  # the table of these rows alone (e.g. the FCOS ones with their baseline)
+        runs = [r for r in runs if r['row'] in args.rows]
     print(format_tables(runs, args.baseline))
 
 

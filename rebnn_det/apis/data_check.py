@@ -1,4 +1,4 @@
-"""Clear errors for a missing COCO/VOC directory, before mmdet fails deep inside a dataset."""
+"""Clear errors for a missing COCO/VOC/ImageNet directory, before mmdet fails deep inside a dataset."""
 import os.path as osp
 from typing import Iterator
 
@@ -13,7 +13,22 @@ LAYOUTS = {
     'VOCDataset': ('PASCAL VOC', """{root}
   VOC2007/Annotations/*.xml  VOC2007/ImageSets/Main/{{trainval,test}}.txt  VOC2007/JPEGImages/*.jpg
   VOC2012/Annotations/*.xml  VOC2012/ImageSets/Main/trainval.txt         VOC2012/JPEGImages/*.jpg"""),
+    'ImageListDataset': ('ImageNet-1k (mmpretrain layout)', """{root}
+  train/n01440764/*.JPEG ...   (one folder per class)
+  val/*.JPEG or val/<class>/*.JPEG
+  meta/train.txt  meta/val.txt   ("relative/path label" per line; without ann_file: one folder per class)"""),
 }
+
+
+def _expected_path(ds) -> str:
+    """The file or folder a dataset config reads first: its annotation file (COCO/VOC), or for an image list
+    (ImageNet) the split's image folder."""
+    root = ds.get('data_root') or ''
+    if ds.get('type') == 'ImageListDataset':
+        prefix = (ds.get('data_prefix') or {}).get('img_path', 'train')
+        return prefix if osp.isabs(prefix) else osp.join(root, prefix)
+    ann = ds.get('ann_file') or ''
+    return ann if osp.isabs(ann) else osp.join(root, ann)
 
 
 def _datasets(cfg) -> Iterator[ConfigDict]:
@@ -47,8 +62,8 @@ def check_data_paths(cfg: Config, mode: str = 'train') -> None:
     ``mode='test'`` only the test dataloader and the test evaluator's ann file (evaluating on COCO val needs no
     training set).
 
-    Only real-data datasets are checked (``CocoDataset``, ``VOCDataset``); the embedded ``ShapesDataset`` is
-    generated on first use.
+    Only real-data datasets are checked (``CocoDataset``, ``VOCDataset``, ``ImageListDataset``); the
+    embedded ``ShapesDataset`` / ``ShapesCropsDataset`` are generated on first use.
     """
     if mode not in LOADERS:
         raise ValueError(f'mode must be one of {sorted(LOADERS)}, got {mode!r}')
@@ -60,8 +75,7 @@ def check_data_paths(cfg: Config, mode: str = 'train') -> None:
             if kind not in LAYOUTS:
                 continue
             root = ds.get('data_root') or ''
-            ann = ds.get('ann_file') or ''
-            path = ann if osp.isabs(ann) else osp.join(root, ann)
+            path = _expected_path(ds)
             if osp.exists(path) and (not root or osp.isdir(root)):
                 continue
             name, layout = LAYOUTS[kind]

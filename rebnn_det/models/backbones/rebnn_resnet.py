@@ -10,6 +10,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 from ...ops import reset_binary_alphas
 from ...ops.binarize import ACT_BINARIZERS, WEIGHT_BINARIZERS, check_choice
+from .pretrained import load_pretrained_backbone
 from .reactnet_block import ReActBasicBlock
 
 
@@ -74,10 +75,21 @@ class ReBNNResNet(BaseModule):
         self._freeze_stages()
 
     def init_weights(self) -> None:
-        super().init_weights()
-        is_pretrained = isinstance(self.init_cfg, dict) and self.init_cfg.get('type') == 'Pretrained'
-        if not is_pretrained:  # a Pretrained checkpoint brings alpha or has it derived on load
+        """Initialise the layers; with ``init_cfg=dict(type='Pretrained', checkpoint=..., prefix=...)`` then load
+        that checkpoint checked (:func:`~.pretrained.load_pretrained_backbone`: every tensor must fit; mmengine's
+        own ``Pretrained`` load is non-strict)."""
+        pretrained = self.init_cfg if isinstance(self.init_cfg, dict) and self.init_cfg.get('type') == 'Pretrained' \
+            else None
+        if pretrained is None:
+            super().init_weights()
             reset_binary_alphas(self)
+            return
+        self.init_cfg = None  # the layers' own initialisation first (as mmengine orders it), then the checked load
+        try:
+            super().init_weights()
+        finally:
+            self.init_cfg = pretrained
+        load_pretrained_backbone(self, pretrained)
 
     def _freeze_stages(self) -> None:
         if self.frozen_stages >= 0:

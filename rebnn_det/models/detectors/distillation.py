@@ -19,7 +19,6 @@ with ``requires_grad=False`` and is held outside the module tree: not in ``state
 checkpoints are those of the plain detector), not wrapped by DDP, not changed by ``.train()``, moved to the
 batch's device when needed. It consumes no random numbers, so an exact resume stays exact.
 """
-import os.path as osp
 from typing import List, Optional, Sequence
 
 import torch
@@ -28,6 +27,7 @@ from mmdet.models.detectors import FCOS, FasterRCNN, RetinaNet
 from mmdet.registry import MODELS
 from torch import Tensor, nn
 
+from ..teacher import build_frozen_teacher
 from .heads import dense_head
 
 DISTILL_KEYS = ('teacher_config', 'teacher_checkpoint', 'feature_weight', 'logit_weight', 'temperature')
@@ -76,22 +76,8 @@ class DistillationMixin:
 
     def load_teacher(self) -> nn.Module:
         """Build ``teacher_config``'s model and load ``teacher_checkpoint`` (strict); frozen, eval mode."""
-        from mmengine.config import Config
-        from mmengine.registry import DefaultScope
-        from mmengine.runner import load_checkpoint
-        cfg_path, ckpt = self.distill_cfg['teacher_config'], self.distill_cfg['teacher_checkpoint']
-        if not osp.isfile(cfg_path):
-            raise FileNotFoundError(f'distill.teacher_config {cfg_path!r} does not exist')
-        if not osp.isfile(ckpt):
-            raise FileNotFoundError(f'distill.teacher_checkpoint {ckpt!r} does not exist (train the real teacher '
-                                    f'first, e.g. tools/train.py {cfg_path})')
-        cfg = Config.fromfile(cfg_path)
-        with DefaultScope.overwrite_default_scope(cfg.get('default_scope', 'mmdet')):
-            teacher = MODELS.build(cfg.model)
-        load_checkpoint(teacher, ckpt, map_location='cpu', strict=True, logger='silent')
-        teacher.eval()
-        for p in teacher.parameters():
-            p.requires_grad_(False)
+        teacher = build_frozen_teacher(self.distill_cfg['teacher_config'], self.distill_cfg['teacher_checkpoint'],
+                                       MODELS, 'mmdet')
         object.__setattr__(self, '_teacher', teacher)
         return teacher
 
