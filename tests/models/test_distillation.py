@@ -76,6 +76,30 @@ def test_losses_are_the_formulas_on_the_two_networks(setting):
     assert all(p.grad is None for p in teacher.parameters())
 
 
+def test_distillation_terms_under_autocast_are_float32_and_match(setting):
+    """Mixed precision (what --amp runs on a GPU; CPU autocast to bfloat16 here): student and teacher run in low
+    precision, the distillation terms come out in float32, close to the float32 run's. (The whole detector loss
+    cannot run under CPU autocast: mmcv's CPU nms has no bfloat16 kernel.)"""
+    model = _student(setting)
+    teacher = model.load_teacher()
+    x = model.data_preprocessor(setting[3], True)['inputs']
+
+    def terms():
+        feats, t_feats = model.extract_feat(x), teacher.extract_feat(x)
+        s_maps, t_maps = model.rpn_head(feats)[0], teacher.rpn_head(t_feats)[0]
+        return (sum(pkd_loss(s, t) for s, t in zip(feats, t_feats)),
+                sum(soft_logit_loss(s, t, 1.0) for s, t in zip(s_maps, t_maps)), s_maps[0].dtype)
+    fpn, logits, dtype = terms()
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        fpn_mixed, logits_mixed, dtype_mixed = terms()
+    assert dtype == torch.float32 and dtype_mixed == torch.bfloat16  # the heads' convs did run in low precision
+    for full, mixed in ((fpn, fpn_mixed), (logits, logits_mixed)):
+        assert mixed.dtype == torch.float32 and torch.isfinite(mixed)
+        assert mixed.item() == pytest.approx(full.item(), rel=0.05)
+    fpn_mixed.backward()
+    assert model.backbone.layer1[0].conv1.weight.grad.abs().sum() > 0
+
+
 def test_the_student_is_a_plain_detector_for_checkpoints_and_its_own_losses(setting):
     cfg = setting[0]
     model = _student(setting, feature_weight=0.0, logit_weight=0.0)

@@ -152,8 +152,14 @@ def test_schedule_options_scale_epochs_and_milestones():
     assert bench.schedule_options(stage2, 3)[2:] == ['param_scheduler.0.end=12', 'param_scheduler.0.milestones=[6]']
     for stages in bench.ALL_RUNS.values():
         for config, _ in stages:
+            hard_only = '_shapes_hard' in config or config.startswith('../')
             for setting in bench.SETTINGS:
-                assert osp.isfile(bench.config_for(config, setting))
+                if hard_only and setting != 'hard':
+                    with pytest.raises(ValueError, match='a config of the hard setting only: run its row with '
+                                                         '--setting hard'):
+                        bench.config_for(config, setting)
+                else:
+                    assert osp.isfile(bench.config_for(config, setting))
 
 
 class FakeTrain:
@@ -213,6 +219,32 @@ def test_two_stage_row_loads_the_first_stage_checkpoint_on_the_long_schedule(tmp
     fake.calls.clear()
     bench.main(['--work-root', str(tmp_path / 'l'), '--seeds', '0', '--schedule', 'long', '--export', ''])
     assert [osp.basename(c[2]) for c in fake.calls] == ['xnor_faster_rcnn_shapes.py', 'rebnn_faster_rcnn_shapes.py']
+
+
+def test_pretrained_and_distilled_rows_train_their_prerequisites_once(tmp_path, monkeypatch, capsys):
+    """'pretrained + distilled' needs the classifier pretraining and the real-valued teacher (seed 0 of the same
+    setting/schedule): both are trained first, once, and their last checkpoints fill the cfg-options."""
+    fake = FakeTrain()
+    monkeypatch.setattr(bench.subprocess, 'run', fake)
+    root = str(tmp_path)
+    bench.main(['--work-root', root, '--rows', 'pretrained + distilled', 'pretrained backbone', '--seeds', '0', '1',
+                '--setting', 'hard', '--export', '', '--seed-major'])
+    configs = [osp.relpath(c[2], osp.join(bench.ROOT, 'configs')) for c in fake.calls]
+    assert configs == ['classification/rebnn_resnet18_shapes_hard_crops.py', 'shapes/real_faster_rcnn_shapes_hard.py',
+                       'shapes/rebnn_faster_rcnn_shapes_hard_pretrained_distill.py',
+                       'shapes/rebnn_faster_rcnn_shapes_hard_pretrained.py',
+                       'shapes/rebnn_faster_rcnn_shapes_hard_pretrained_distill.py',
+                       'shapes/rebnn_faster_rcnn_shapes_hard_pretrained.py']
+    pretrain = osp.join(bench.run_dir(root, 'hard', 'demo', bench.PRETRAIN_ROW, 0), 'stage0', 'epoch_1.pth')
+    teacher = osp.join(bench.run_dir(root, 'hard', 'demo', 'real-valued', 0), 'stage0', 'epoch_2.pth')
+    for call in fake.calls[2:]:
+        assert f'model.backbone.init_cfg.checkpoint={pretrain}' in call
+    assert f'model.distill.teacher_checkpoint={teacher}' in fake.calls[2] and 'randomness.seed=1' in fake.calls[4]
+    assert not any(o.startswith('model.distill') for o in fake.calls[3])
+    out = capsys.readouterr().out
+    assert out.count('classifier pretraining (crops) seed 0 stage 0: finished earlier, skipped') == 3
+    with pytest.raises(ValueError, match='hard setting only'):
+        bench.main(['--work-root', root, '--rows', 'distilled', '--seeds', '0', '--export', ''])
 
 
 def _merge_many(export, first_seed, count):

@@ -9,6 +9,7 @@ import sys
 
 import pytest
 import torch
+from mmdet.registry import MODELS
 from mmengine.config import Config
 
 from rebnn_det.apis import check_data_paths, cli, train_config
@@ -251,6 +252,29 @@ def test_dist_train_two_gloo_processes(tmp_path):
     assert 'Distributed training: True' in log and 'GPU number: 2' in log  # mmengine's name for world size
     state = torch.load(work / 'epoch_1.pth', weights_only=False)
     assert state['rebnn_hook']['num_steps'] == 2  # 8 images / (2 ranks x 2 per rank)
+
+
+def test_dist_train_a_distilled_detector_on_two_gloo_processes(tmp_path):
+    """DDP with a teacher: each rank loads its own frozen teacher (never wrapped by DDP, never broadcast), the
+    distillation losses are logged, the checkpoint is the plain student's."""
+    from tests.helpers import save_teacher
+    teacher_cfg, teacher_ckpt = save_teacher(Config.fromfile(SHAPES), tmp_path)
+    work = tmp_path / 'work'
+    opts = tiny_shapes_options(tmp_path / 'data')
+    opts = [o for o in opts if not o.startswith('train_dataloader.batch_size')] + [
+        'train_dataloader.batch_size=2', 'model.type=DistilledFasterRCNN',
+        f'model.distill.teacher_config={teacher_cfg}', f'model.distill.teacher_checkpoint={teacher_ckpt}']
+    proc = subprocess.run(['bash', 'tools/dist_train.sh', SHAPES, '2', '--work-dir', str(work), '--cfg-options',
+                           *opts], cwd=ROOT, capture_output=True, text=True, timeout=600,
+                          env=dict(os.environ, PORT=str(_free_port()), OMP_NUM_THREADS='1',
+                                   PYTHON=sys.executable))
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    log = open(glob.glob(str(work / '*' / '*.log'))[0]).read()
+    assert 'Distributed training: True' in log and 'GPU number: 2' in log
+    assert 'loss_distill_fpn' in log and 'loss_distill_logits' in log
+    state = torch.load(work / 'epoch_1.pth', weights_only=False)
+    plain = set(MODELS.build(Config.fromfile(SHAPES).model).state_dict())
+    assert set(state['state_dict']) == plain and state['rebnn_hook']['num_steps'] == 2
 
 
 def test_exit_after_distributed_run_leaves_before_interpreter_teardown(tmp_path):
