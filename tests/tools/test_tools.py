@@ -277,6 +277,35 @@ def test_dist_train_a_distilled_detector_on_two_gloo_processes(tmp_path):
     assert set(state['state_dict']) == plain and state['rebnn_hook']['num_steps'] == 2
 
 
+def test_mmdets_own_train_tool_runs_the_pretrained_and_distilled_config(tmp_path):
+    """mmdet's tools/train.py (shipped in the mmdet package) with the hard set's 'both' config: the backbone is
+    loaded checked from a classifier checkpoint, the teacher on the first step, the distillation losses logged."""
+    import mmdet
+
+    from rebnn_det.models import ReBNNResNet
+    from tests.helpers import save_teacher
+    config = osp.join(ROOT, 'configs', 'shapes', 'rebnn_faster_rcnn_shapes_hard_pretrained_distill.py')
+    cfg = Config.fromfile(config)
+    teacher_cfg, teacher_ckpt = save_teacher(Config.fromfile(osp.join(ROOT, cfg.model.distill.teacher_config)),
+                                             tmp_path)
+    backbone = ReBNNResNet(**{k: v for k, v in cfg.model.backbone.items() if k not in ('type', 'init_cfg')})
+    torch.save(dict(state_dict={f'backbone.{k}': v for k, v in backbone.state_dict().items()}), tmp_path / 'cls.pth')
+    tool = osp.join(osp.dirname(mmdet.__file__), '.mim', 'tools', 'train.py')
+    work = tmp_path / 'work'
+    proc = subprocess.run([sys.executable, tool, config, '--work-dir', str(work), '--cfg-options',
+                           *tiny_shapes_options(tmp_path / 'data'), f'model.distill.teacher_config={teacher_cfg}',
+                           f'model.distill.teacher_checkpoint={teacher_ckpt}',
+                           f'model.backbone.init_cfg.checkpoint={tmp_path / "cls.pth"}'],
+                          cwd=ROOT, capture_output=True, text=True, timeout=600,
+                          env=dict(os.environ, OMP_NUM_THREADS='1', PYTHONPATH=ROOT))
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    log = open(glob.glob(str(work / '*' / '*.log'))[0]).read()
+    assert f"loaded pretrained checkpoint '{tmp_path / 'cls.pth'}' (prefix 'backbone.'), every tensor checked" in log
+    assert 'loss_distill_fpn' in log and 'ReBNNHook' in log
+    state = torch.load(work / 'epoch_1.pth', weights_only=False)['state_dict']
+    assert not any('teacher' in k for k in state)
+
+
 def test_exit_after_distributed_run_leaves_before_interpreter_teardown(tmp_path):
     """The CPU-DDP abort after saving came from gloo threads alive at interpreter teardown: a finished distributed
     run destroys its group and exits 0 without reaching teardown (atexit handlers never run); a
