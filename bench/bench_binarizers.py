@@ -77,6 +77,11 @@ EXTRA_RUNS = {  # not run unless named in --rows
     'pretrained backbone': [('rebnn_faster_rcnn_shapes_hard_pretrained.py', [PRETRAINED])],
     'distilled': [('rebnn_faster_rcnn_shapes_hard_distill.py', [TEACHER])],
     'pretrained + distilled': [('rebnn_faster_rcnn_shapes_hard_pretrained_distill.py', [PRETRAINED, TEACHER])],
+    # the distillation weights (the config's 1.0 / 1.0 on seed 0 cost mAP): a weaker feature term, logits only
+    'distilled, feature weight 0.1': [('rebnn_faster_rcnn_shapes_hard_distill.py',
+                                       [TEACHER, 'model.distill.feature_weight=0.1'])],
+    'distilled, logits only': [('rebnn_faster_rcnn_shapes_hard_distill.py',
+                                [TEACHER, 'model.distill.feature_weight=0'])],
     'FCOS real-valued': [('real_fcos_shapes_hard.py', [])],
     'FCOS binary head': [('rebnn_fcos_shapes_hard_binary_head.py', [])],
     'FCOS binary head, pretrained': [('rebnn_fcos_shapes_hard_binary_head_pretrained.py', [PRETRAINED])],

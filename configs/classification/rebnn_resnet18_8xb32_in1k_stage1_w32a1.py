@@ -29,7 +29,10 @@ test_dataloader, test_evaluator = val_dataloader, val_evaluator
 max_epochs = 256
 train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=max_epochs, val_interval=1)
 val_cfg, test_cfg = dict(type='ValLoop'), dict(type='TestLoop')
-optim_wrapper = dict(type='OptimWrapper', optimizer=dict(type='Adam', lr=5e-4, weight_decay=5e-6))
+optim_wrapper = dict(
+    type='OptimWrapper', optimizer=dict(type='Adam', lr=5e-4, weight_decay=5e-6),
+    paramwise_cfg=dict(norm_decay_mult=0.0, custom_keys={  # as _base_/schedules/binary_2x.py
+        k: dict(decay_mult=0.0) for k in ('alpha', 'threshold', 'shift_in', 'shift_out', 'slope')}))
 param_scheduler = [dict(type='LinearLR', start_factor=1.0, end_factor=0.0, by_epoch=True, begin=0, end=max_epochs,
                         convert_to_iter_based=True)]
 auto_scale_lr = dict(enable=False, base_batch_size=256)

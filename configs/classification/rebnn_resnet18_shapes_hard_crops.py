@@ -30,7 +30,10 @@ test_dataloader, test_evaluator = val_dataloader, val_evaluator
 max_epochs = 12
 train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=max_epochs, val_interval=max_epochs)
 val_cfg, test_cfg = dict(type='ValLoop'), dict(type='TestLoop')
-optim_wrapper = dict(type='OptimWrapper', optimizer=dict(type='AdamW', lr=2e-3, weight_decay=0.0))
+optim_wrapper = dict(
+    type='OptimWrapper', optimizer=dict(type='AdamW', lr=2e-3, weight_decay=0.0),
+    paramwise_cfg=dict(norm_decay_mult=0.0, custom_keys={  # as _base_/schedules/binary_2x.py
+        k: dict(decay_mult=0.0) for k in ('alpha', 'threshold', 'shift_in', 'shift_out', 'slope')}))
 param_scheduler = [dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0, end=50),
                    dict(type='CosineAnnealingLR', by_epoch=True, begin=0, end=max_epochs, eta_min=1e-5)]
 custom_hooks = [dict(type='ReBNNHook', gamma='adaptive')]
