@@ -7,7 +7,8 @@ checked, data-only checkpoint loader mmengine's ``CheckpointLoader`` has for loc
 :mod:`rebnn_det.plugin` is imported) and fits it to the module exactly:
 
 * every tensor of the module must be in the file with its shape, and the file (under ``prefix``) must hold
-  nothing else -- :class:`PretrainedMismatchError` names the missing, unexpected and mis-shaped keys;
+  nothing else -- :class:`PretrainedMismatchError` names the missing, unexpected and mis-shaped keys (BN's
+  ``num_batches_tracked`` may be absent, as in torchvision's checkpoints: BatchNorm fills it in);
 * one exception, for a checkpoint of a **real-valued** network (e.g. ``tools/convert_real_resnet.py``'s output):
   when the file holds none of the binary-only parameters (``alpha``, RSign ``threshold``, RPReLU
   ``shift_in``/``slope``/``shift_out``), those start at their defaults (``alpha`` = the channel mean ``|w|`` of
@@ -52,7 +53,8 @@ def fit_pretrained_state(module: nn.Module, state: Dict, source: str) -> List[st
     defaults = []
     if not any(k in state for k in binary_only):  # a real-valued checkpoint
         defaults = [k for k in binary_only if k in expected]
-    missing = [k for k in expected if k not in state and k not in defaults]
+    # BN's step counter is absent from older checkpoints (torchvision's ResNets): BatchNorm itself fills it in
+    missing = [k for k in expected if k not in state and k not in defaults and not k.endswith('num_batches_tracked')]
     unexpected = [k for k in state if k not in expected]
     shapes = [f'{k}: file {tuple(state[k].shape)} vs backbone {tuple(expected[k].shape)}'
               for k in expected if k in state and hasattr(state[k], 'shape') and state[k].shape != expected[k].shape]
