@@ -9,13 +9,13 @@ def build_frozen_teacher(config_path: str, checkpoint: str, registry, default_sc
     """Build ``config_path``'s ``model`` from ``registry`` (under the config's ``default_scope``, else
     ``default_scope``) and load ``checkpoint`` into it with ``strict=True`` through mmengine's ``load_checkpoint``
     (rebnn_det's checked loader for local files: data only); ``config_path`` is a file or a package's config
-    (``'mmpretrain::resnet/resnet34_8xb32_in1k.py'``); returned in eval mode with ``requires_grad=False``.
+    (``'mmdet::retinanet/retinanet_r18_fpn_1x_coco.py'``: mmdet's model-zoo config of the teacher); returned in eval mode with ``requires_grad=False``.
     A missing config or checkpoint is a ``FileNotFoundError`` naming it; a checkpoint that does not fit the model
     is mmengine's strict-load error (missing/unexpected keys)."""
     from mmengine.config import Config
     from mmengine.registry import DefaultScope
     from mmengine.runner import load_checkpoint
-    if '::' not in config_path and not osp.isfile(config_path):  # 'mmpretrain::resnet/...': a package's config
+    if '::' not in config_path and not osp.isfile(config_path):  # 'mmdet::retinanet/...': a package's config
         raise FileNotFoundError(f'distill.teacher_config {config_path!r} does not exist')
     if not osp.isfile(checkpoint):
         raise FileNotFoundError(f'distill.teacher_checkpoint {checkpoint!r} does not exist (train the real teacher '

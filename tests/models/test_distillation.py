@@ -207,3 +207,18 @@ def glob_one(pattern):
     found = glob.glob(pattern)
     assert len(found) == 1, found
     return found[0]
+
+
+def test_a_teacher_from_mmdets_model_zoo_config(tmp_path):
+    """``teacher_config`` may name a config of a package (``mmdet::...``): built from mmdet's own file."""
+    from mmengine.hub import get_config
+
+    from rebnn_det.models.teacher import build_frozen_teacher
+    name = 'mmdet::retinanet/retinanet_r18_fpn_1x_coco.py'
+    model = MODELS.build(get_config(name).model)
+    torch.save(dict(state_dict=model.state_dict()), tmp_path / 'r18.pth')
+    teacher = build_frozen_teacher(name, str(tmp_path / 'r18.pth'), MODELS, 'mmdet')
+    assert type(teacher).__name__ == 'RetinaNet' and not teacher.training
+    assert all(torch.equal(a, b) for a, b in zip(teacher.state_dict().values(), model.state_dict().values()))
+    with pytest.raises(FileNotFoundError, match="distill.teacher_config 'nothing.py' does not exist"):
+        build_frozen_teacher('nothing.py', str(tmp_path / 'r18.pth'), MODELS, 'mmdet')
