@@ -138,7 +138,10 @@ def test_hard_configs_share_one_setting_and_match_the_head():
         'rebnn_faster_rcnn_shapes_hard.py', 'real_faster_rcnn_shapes_hard.py', 'xnor_faster_rcnn_shapes_hard.py',
         'rebnn_faster_rcnn_shapes_hard_stage1_w32a1.py', 'rebnn_faster_rcnn_shapes_hard_stage2_w1a1.py',
         'rebnn_faster_rcnn_shapes_hard_binary_rpn.py', 'rebnn_faster_rcnn_shapes_hard_binary_roi.py',
-        'rebnn_faster_rcnn_shapes_hard_distill.py'}
+        'rebnn_faster_rcnn_shapes_hard_distill.py', 'rebnn_faster_rcnn_shapes_hard_pretrained.py',
+        'rebnn_faster_rcnn_shapes_hard_pretrained_distill.py', 'rebnn_fcos_shapes_hard_binary_head.py',
+        'real_fcos_shapes_hard.py', 'rebnn_fcos_shapes_hard_binary_head_distill.py',
+        'rebnn_fcos_shapes_hard_binary_head_pretrained.py', 'rebnn_fcos_shapes_hard_binary_head_pretrained_distill.py'}
     default = Config.fromfile(osp.join(ROOT, 'configs', 'shapes', 'rebnn_faster_rcnn_shapes.py'))
     for path in paths:
         cfg = Config.fromfile(path)
@@ -147,6 +150,7 @@ def test_hard_configs_share_one_setting_and_match_the_head():
             assert ds.data_root == 'data/shapes_hard/' and len(ds.classes) == 12
             assert (ds.max_objects, ds.size_probs, ds.clutter_lines, ds.distractors) == (8, [0.5, 0.4, 0.1],
                                                                                          [8, 20], 4)
-        assert cfg.model.roi_head.bbox_head.num_classes == 12
+        head = cfg.model.roi_head.bbox_head if 'roi_head' in cfg.model else cfg.model.bbox_head  # FCOS: dense
+        assert head.num_classes == 12
         assert cfg.val_evaluator.ann_file == 'data/shapes_hard/annotations/instances_val.json'
         assert cfg.train_cfg == default.train_cfg or 'stage' in path  # same schedule as the default set's demo
