@@ -94,7 +94,13 @@ class ImageListDataset(BaseDataset):
             classes = sorted(d for d in os.listdir(folder) if osp.isdir(osp.join(folder, d)))
             samples = [(osp.join(c, name), label) for label, c in enumerate(classes)
                        for name in sorted(os.listdir(osp.join(folder, c))) if name.lower().endswith(IMAGE_EXTENSIONS)]
+            if self.num_classes is not None and len(classes) != self.num_classes:
+                raise ValueError(f'{folder}: {len(classes)} class folders, but num_classes={self.num_classes} (a '
+                                 'missing class folder would shift every later label; list the images in an ann_file)')
             self._metainfo.setdefault('classes', tuple(classes))
+        if not samples:
+            raise ValueError(f'no images found: {self.ann_file or folder} lists none (a flat folder of images needs an '
+                             'ann_file of "path label" lines)')
         limit = self.num_classes
         bad = [(p, label) for p, label in samples if label < 0 or (limit is not None and label >= limit)]
         if bad:

@@ -24,10 +24,14 @@ class ClassificationAccuracy(BaseMetric):
             if pred.get('gt_label') is None:
                 raise ValueError('ClassificationAccuracy needs the label of every image (gt_label)')
             score = pred['pred_score']
-            k = min(max(self.topk), score.numel())
-            self.results.append((score.topk(k).indices.cpu(), int(pred['gt_label'])))
+            if max(self.topk) > score.numel():
+                raise ValueError(f'ClassificationAccuracy: topk {self.topk} needs at least {max(self.topk)} classes, '
+                                 f'the model scores {score.numel()}')
+            self.results.append((score.topk(max(self.topk)).indices.cpu(), int(pred['gt_label'])))
 
     def compute_metrics(self, results: list) -> dict:
+        if not results:
+            raise ValueError('ClassificationAccuracy: no predictions to evaluate (an empty dataset?)')
         top = torch.stack([r[0] for r in results])
         labels = torch.tensor([r[1] for r in results])
         hits = top == labels[:, None]

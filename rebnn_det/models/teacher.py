@@ -9,8 +9,9 @@ def build_frozen_teacher(config_path: str, checkpoint: str, registry, default_sc
     """Build ``config_path``'s ``model`` from ``registry`` (under the config's ``default_scope``, else
     ``default_scope``) and load ``checkpoint`` into it with ``strict=True`` through mmengine's ``load_checkpoint``
     (rebnn_det's checked loader for local files: data only); ``config_path`` is a file or a package's config
-    (``'mmdet::retinanet/retinanet_r18_fpn_1x_coco.py'``: mmdet's model-zoo config of the teacher); returned in eval mode with ``requires_grad=False``.
-    A missing config or checkpoint is a ``FileNotFoundError`` naming it; a checkpoint that does not fit the model
+    (``'mmdet::retinanet/retinanet_r18_fpn_1x_coco.py'``: mmdet's model-zoo config of the teacher); returned in
+    eval mode with ``requires_grad=False``. A missing config file or checkpoint is a ``FileNotFoundError`` naming
+    it (a missing package config: mmengine's error); a checkpoint that does not fit the model
     is mmengine's strict-load error (missing/unexpected keys)."""
     from mmengine.config import Config
     from mmengine.registry import DefaultScope

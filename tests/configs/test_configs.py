@@ -13,7 +13,7 @@ from tests.helpers import assert_operands_binary, record_binary_operands, save_t
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIGS = sorted(p for p in glob.glob(osp.join(ROOT, 'configs', '**', '*.py'), recursive=True)
-                 if '_base_' not in p and osp.sep + 'classification' + osp.sep not in p)  # those: test_cls_configs
+                 if '_base_' not in p and osp.sep + 'classification' + osp.sep not in p)  # those: tests/classification/
 
 
 def pretrained_backbone_file(model_cfg, folder) -> str:

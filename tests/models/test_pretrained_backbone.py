@@ -121,3 +121,27 @@ def test_bad_init_cfg_keys_are_named(tmp_path):
     missing = ReBNNResNet(**SMALL, init_cfg=dict(type='Pretrained', checkpoint=str(tmp_path / 'none.pth')))
     with pytest.raises(FileNotFoundError, match='none.pth'):
         missing.init_weights()
+
+
+def test_a_w32a1_checkpoint_derives_alpha_and_a_list_init_cfg_is_refused(tmp_path):
+    """Stage 1 of the two-step recipe (real weights, binary activations) has no alpha: loaded into a W1A1
+    backbone, alpha is derived from its weights and everything else is loaded; a Pretrained entry inside a list
+    (which mmengine would load unchecked) is an error."""
+    torch.manual_seed(2)
+    stage1 = ReBNNResNet(**SMALL, weight_binarizer='none')
+    with torch.no_grad():
+        for p in stage1.parameters():
+            p.add_(torch.rand_like(p))
+    torch.save(dict(state_dict={f'backbone.{k}': v for k, v in stage1.state_dict().items()}), tmp_path / 's1.pth')
+    backbone = pretrained(tmp_path / 's1.pth')
+    backbone.init_weights()
+    conv = backbone.layer2[0].conv1
+    assert torch.equal(conv.weight, stage1.layer2[0].conv1.weight)
+    assert torch.equal(conv.alpha.detach(), channel_mean_abs(stage1.layer2[0].conv1.weight))
+    got, source = backbone.state_dict(), stage1.state_dict()
+    for name in binary_only_keys(backbone):
+        if not name.endswith('alpha'):
+            assert torch.equal(got[name], source[name]), name  # thresholds and RPReLU loaded, not defaults
+    listed = ReBNNResNet(**SMALL, init_cfg=[dict(type='Pretrained', checkpoint=str(tmp_path / 's1.pth'))])
+    with pytest.raises(ValueError, match='give a Pretrained init_cfg alone, as a dict'):
+        listed.init_weights()

@@ -9,11 +9,11 @@ checked, data-only checkpoint loader mmengine's ``CheckpointLoader`` has for loc
 * every tensor of the module must be in the file with its shape, and the file (under ``prefix``) must hold
   nothing else -- :class:`PretrainedMismatchError` names the missing, unexpected and mis-shaped keys (BN's
   ``num_batches_tracked`` may be absent, as in torchvision's checkpoints: BatchNorm fills it in);
-* one exception, for a checkpoint of a **real-valued** network (e.g. ``tools/convert_real_resnet.py``'s output):
-  when the file holds none of the binary-only parameters (``alpha``, RSign ``threshold``, RPReLU
-  ``shift_in``/``slope``/``shift_out``), those start at their defaults (``alpha`` = the channel mean ``|w|`` of
-  the loaded weight) and the log says how many. A file that holds some of them is a binary checkpoint and must
-  hold all of them.
+* two exceptions: ``alpha`` may be absent (a W32A1 or real checkpoint has none): it is derived from the loaded
+  weight (channel mean ``|w|``); and for a checkpoint of a **real-valued** network (e.g.
+  ``tools/convert_real_resnet.py``'s output), holding none of the RSign ``threshold`` / RPReLU
+  ``shift_in``/``slope``/``shift_out`` parameters, those start at their defaults. The log says how many. A file
+  that holds some of them must hold all of them.
 """
 from typing import Dict, List
 
@@ -50,9 +50,12 @@ def fit_pretrained_state(module: nn.Module, state: Dict, source: str) -> List[st
     keys left at their defaults (the binary-only ones of a real-valued checkpoint), else ``[]``."""
     expected = module.state_dict()
     binary_only = binary_only_keys(module)
-    defaults = []
-    if not any(k in state for k in binary_only):  # a real-valued checkpoint
-        defaults = [k for k in binary_only if k in expected]
+    # alpha is derived from the loaded weight whenever it is absent (a real or a W32A1 checkpoint); RSign/RPReLU
+    # parameters only when the file holds none of them (a real-valued checkpoint)
+    defaults = [k for k in binary_only if k.endswith('alpha') and k not in state]
+    activations = [k for k in binary_only if not k.endswith('alpha')]
+    if not any(k in state for k in activations):
+        defaults += activations
     # BN's step counter is absent from older checkpoints (torchvision's ResNets): BatchNorm itself fills it in
     missing = [k for k in expected if k not in state and k not in defaults and not k.endswith('num_batches_tracked')]
     unexpected = [k for k in state if k not in expected]
@@ -66,9 +69,8 @@ def fit_pretrained_state(module: nn.Module, state: Dict, source: str) -> List[st
             f'{source} does not fit the backbone {type(module).__name__}: ' + '; '.join(p for p in parts if p) +
             ". Check init_cfg's prefix (e.g. 'backbone.' for a classifier or detector checkpoint) and that the "
             'checkpoint was trained with the same depth and widths (base_channels, stem_channels).')
-    load = {k: v for k, v in state.items() if k not in defaults}
     # alpha is derived from the loaded weight by the layer itself; RSign/RPReLU keep their initial values
-    module.load_state_dict(load, strict=not defaults)
+    module.load_state_dict(state, strict=not defaults)
     return defaults
 
 
@@ -79,8 +81,9 @@ def load_pretrained_backbone(module: nn.Module, init_cfg: dict) -> List[str]:
     from mmengine.runner.checkpoint import _load_checkpoint, _load_checkpoint_with_prefix
     unknown = sorted(set(init_cfg) - {'type', 'checkpoint', 'prefix', 'map_location'})
     if unknown or 'checkpoint' not in init_cfg:
-        raise ValueError(f"init_cfg=dict(type='Pretrained', checkpoint=..., prefix=...) expected; unknown keys "
-                         f'{unknown}' + ('' if 'checkpoint' in init_cfg else ', no checkpoint'))
+        raise ValueError(f"init_cfg=dict(type='Pretrained', checkpoint=..., prefix=..., map_location=...) expected "
+                         f'(the allowed keys); unknown keys {unknown}' + ('' if 'checkpoint' in init_cfg
+                                                                          else ', no checkpoint'))
     checkpoint, prefix = init_cfg['checkpoint'], init_cfg.get('prefix')
     map_location = init_cfg.get('map_location', 'cpu')
     source = f'pretrained checkpoint {checkpoint!r}' + (f' (prefix {prefix!r})' if prefix else '')
@@ -94,7 +97,7 @@ def load_pretrained_backbone(module: nn.Module, init_cfg: dict) -> List[str]:
         if isinstance(state, dict) and isinstance(state.get('state_dict'), dict):
             state = state['state_dict']
     defaults = fit_pretrained_state(module, dict(state), source)
-    note = (f'; {len(defaults)} binary-only parameters (alpha, RSign, RPReLU) not in this real-valued checkpoint '
-            'start at their defaults' if defaults else ', every tensor checked')
+    note = (f'; {len(defaults)} binary-only parameters not in the file (alpha: derived from the weights; RSign, '
+            'RPReLU: defaults)' if defaults else ', every tensor checked')
     print_log(f'{type(module).__name__}: loaded {source}{note}', logger='current')
     return defaults

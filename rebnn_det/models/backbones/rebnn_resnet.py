@@ -78,6 +78,11 @@ class ReBNNResNet(BaseModule):
         """Initialise the layers; with ``init_cfg=dict(type='Pretrained', checkpoint=..., prefix=...)`` then load
         that checkpoint checked (:func:`~.pretrained.load_pretrained_backbone`: every tensor must fit; mmengine's
         own ``Pretrained`` load is non-strict)."""
+        if isinstance(self.init_cfg, (list, tuple)) and any(
+                isinstance(c, dict) and c.get('type') == 'Pretrained' for c in self.init_cfg):
+            raise ValueError("ReBNNResNet: give a Pretrained init_cfg alone, as a dict (init_cfg=dict("
+                             "type='Pretrained', "
+                             'checkpoint=..., prefix=...)), so it is loaded checked; not inside a list')
         pretrained = self.init_cfg if isinstance(self.init_cfg, dict) and self.init_cfg.get('type') == 'Pretrained' \
             else None
         if pretrained is None:
