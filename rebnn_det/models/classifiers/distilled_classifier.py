@@ -17,13 +17,10 @@ from typing import Optional
 import torch
 import torch.nn.functional as F
 from mmdet.registry import MODELS
-from torch import Tensor, nn
+from torch import Tensor
 
-from ..teacher import build_frozen_teacher
+from ..teacher import FrozenTeacherMixin
 from .backbone_classifier import BackboneClassifier
-
-DISTILL_KEYS = ('teacher_config', 'teacher_checkpoint', 'weight', 'temperature')
-
 
 def soft_cross_entropy(student: Tensor, teacher: Tensor, temperature: float = 1.0) -> Tensor:
     """``T^2 * mean_n -sum_k softmax(z_t / T) log_softmax(z_s / T)`` (logits ``(N, K)``)."""
@@ -33,44 +30,18 @@ def soft_cross_entropy(student: Tensor, teacher: Tensor, temperature: float = 1.
 
 
 @MODELS.register_module()
-class DistilledBackboneClassifier(BackboneClassifier):
+class DistilledBackboneClassifier(FrozenTeacherMixin, BackboneClassifier):
     """BackboneClassifier (same arguments, predictions and checkpoints) whose ``loss`` adds ``loss_distill``
     (module docstring). ``distill=dict(teacher_config, teacher_checkpoint, weight=1.0, temperature=1.0)``."""
 
     def __init__(self, *args, distill: Optional[dict] = None, **kwargs):
         super().__init__(*args, **kwargs)
-        if not isinstance(distill, dict):
-            raise ValueError(f'{type(self).__name__} needs distill=dict(teacher_config=..., teacher_checkpoint=..., '
-                             f'weight=..., temperature=...); got {distill!r}')
-        unknown = sorted(set(distill) - set(DISTILL_KEYS))
-        missing = [k for k in ('teacher_config', 'teacher_checkpoint') if k not in distill]
-        if unknown or missing:
-            raise ValueError(f'distill: unknown keys {unknown}, missing {missing}; the keys are {list(DISTILL_KEYS)}')
-        self.distill_cfg = {**dict(weight=1.0, temperature=1.0), **distill}
-        for key in ('weight', 'temperature'):
-            value = self.distill_cfg[key]
-            if not isinstance(value, (int, float)) or value < 0 or (key == 'temperature' and value == 0):
-                raise ValueError(f'distill.{key} must be a number >= 0 (temperature > 0), got {value!r}')
-        object.__setattr__(self, '_teacher', None)  # outside the module tree
-
-    @property
-    def teacher(self) -> Optional[nn.Module]:
-        """The teacher once loaded (on the first training step), else None."""
-        return self._teacher
-
-    def load_teacher(self) -> nn.Module:
-        teacher = build_frozen_teacher(self.distill_cfg['teacher_config'], self.distill_cfg['teacher_checkpoint'],
-                                       MODELS, 'mmdet')
-        object.__setattr__(self, '_teacher', teacher)
-        return teacher
+        self.init_distill(distill, dict(weight=1.0, temperature=1.0))
 
     def loss(self, inputs: Tensor, data_samples) -> dict:
         s_logits = self.logits(inputs)
         losses = dict(loss_cls=self.cls_loss(s_logits, data_samples))
-        teacher = self._teacher if self._teacher is not None else self.load_teacher()
-        first = next(teacher.parameters(), None)
-        if first is not None and first.device != inputs.device:
-            teacher.to(inputs.device)
+        teacher = self.teacher_on(inputs.device)
         with torch.no_grad():
             t_logits = teacher.logits(inputs)
         if s_logits.shape != t_logits.shape:

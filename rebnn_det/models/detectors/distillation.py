@@ -25,13 +25,10 @@ import torch
 import torch.nn.functional as F
 from mmdet.models.detectors import FCOS, FasterRCNN, RetinaNet
 from mmdet.registry import MODELS
-from torch import Tensor, nn
+from torch import Tensor
 
-from ..teacher import build_frozen_teacher
+from ..teacher import FrozenTeacherMixin
 from .heads import dense_head
-
-DISTILL_KEYS = ('teacher_config', 'teacher_checkpoint', 'feature_weight', 'logit_weight', 'temperature')
-
 
 def pkd_loss(student: Tensor, teacher: Tensor, eps: float = 1e-6) -> Tensor:
     """``1/2 * mean((norm(s) - norm(t))^2)`` with each channel normalised over batch and positions."""
@@ -47,46 +44,14 @@ def soft_logit_loss(student: Tensor, teacher: Tensor, temperature: float) -> Ten
     return temperature ** 2 * F.binary_cross_entropy_with_logits(student.float() / temperature, target)
 
 
-class DistillationMixin:
+class DistillationMixin(FrozenTeacherMixin):
     """The distillation of the module docstring, for an mmdet detector class placed after it in the MRO."""
 
     def __init__(self, *args, distill: Optional[dict] = None, **kwargs):
         super().__init__(*args, **kwargs)
-        if not isinstance(distill, dict):
-            raise ValueError(f'{type(self).__name__} needs distill=dict(teacher_config=..., teacher_checkpoint=..., '
-                             f'feature_weight=..., logit_weight=..., temperature=...); got {distill!r}')
-        unknown = sorted(set(distill) - set(DISTILL_KEYS))
-        missing = [k for k in ('teacher_config', 'teacher_checkpoint') if k not in distill]
-        if unknown or missing:
-            raise ValueError(f'distill: unknown keys {unknown}, missing {missing}; the keys are {list(DISTILL_KEYS)}')
-        self.distill_cfg = {**dict(feature_weight=1.0, logit_weight=1.0, temperature=1.0), **distill}
-        for key in ('feature_weight', 'logit_weight', 'temperature'):
-            value = self.distill_cfg[key]
-            if not isinstance(value, (int, float)) or value < 0 or (key == 'temperature' and value == 0):
-                raise ValueError(f'distill.{key} must be a number >= 0 (temperature > 0), got {value!r}')
-        object.__setattr__(self, '_teacher', None)  # outside the module tree (see the module docstring)
+        self.init_distill(distill, dict(feature_weight=1.0, logit_weight=1.0, temperature=1.0))
         self._captured_head_outputs = None
         dense_head(self).register_forward_hook(self._capture_head_outputs)
-
-    # -- the teacher ---------------------------------------------------------------------------------------------
-    @property
-    def teacher(self) -> Optional[nn.Module]:
-        """The teacher once loaded (on the first training step), else None."""
-        return self._teacher
-
-    def load_teacher(self) -> nn.Module:
-        """Build ``teacher_config``'s model and load ``teacher_checkpoint`` (strict); frozen, eval mode."""
-        teacher = build_frozen_teacher(self.distill_cfg['teacher_config'], self.distill_cfg['teacher_checkpoint'],
-                                       MODELS, 'mmdet')
-        object.__setattr__(self, '_teacher', teacher)
-        return teacher
-
-    def _teacher_on(self, device: torch.device) -> nn.Module:
-        teacher = self._teacher if self._teacher is not None else self.load_teacher()
-        first = next(teacher.parameters(), None)
-        if first is not None and first.device != device:
-            teacher.to(device)
-        return teacher
 
     # -- capture -------------------------------------------------------------------------------------------------
 
@@ -119,7 +84,7 @@ class DistillationMixin:
         losses = super().loss(batch_inputs, batch_data_samples)
         feats, head_outputs = self._captured_feats, self._captured_head_outputs
         self._captured_feats = self._captured_head_outputs = None
-        teacher = self._teacher_on(batch_inputs.device)
+        teacher = self.teacher_on(batch_inputs.device)
         with torch.no_grad():
             t_feats = teacher.extract_feat(batch_inputs)
             self._check_levels(feats, t_feats, 'FPN outputs')
