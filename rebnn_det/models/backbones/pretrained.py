@@ -47,7 +47,8 @@ def _listing(keys: List[str], limit: int = 8) -> str:
 
 def fit_pretrained_state(module: nn.Module, state: Dict, source: str) -> List[str]:
     """Check ``state`` against ``module`` (the rules of the module docstring) and load it strictly. Returns the
-    keys left at their defaults (the binary-only ones of a real-valued checkpoint), else ``[]``."""
+    binary-only keys the file did not hold (alpha: derived from the loaded weights; RSign/RPReLU of a real-valued
+    checkpoint: left at their defaults), else ``[]``."""
     expected = module.state_dict()
     binary_only = binary_only_keys(module)
     # alpha is derived from the loaded weight whenever it is absent (a real or a W32A1 checkpoint); RSign/RPReLU
